@@ -1,0 +1,26 @@
+# scrubgate: two commands on a fresh machine.
+#   make run    set everything up, then run the gateway (proxy :8080, metrics :9464)
+#   make test   set everything up, then run the test suite
+.PHONY: run test setup setup-test lock clean
+
+run: setup
+	.venv/bin/scrubgate run $(ARGS)
+
+test: setup-test
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test
+
+# Re-resolve the pinned dependencies (needs the package index); commit the result.
+lock: setup
+	rm -rf .lockenv && .venv/bin/python -m venv .lockenv
+	.lockenv/bin/pip install -q -e '.[test]' hatchling editables
+	.lockenv/bin/pip freeze --exclude-editable > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf .venv .pytest_cache

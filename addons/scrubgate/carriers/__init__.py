@@ -1,0 +1,1 @@
+"""Carriers: how files travel inside HTTP bodies (encodings, multipart, JSON, forms)."""

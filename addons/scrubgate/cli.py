@@ -1,0 +1,253 @@
+"""The `scrubgate` command line: run the gateway, clean one file, check a policy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__, paths
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+
+DESCRIPTION = """\
+scrubgate is an egress proxy, built on mitmproxy, that removes patient
+identifiers from images uploaded to consumer messengers (WhatsApp, Slack,
+X, Discord, ...) or blocks the upload with a page that names the approved
+channel. Only hosts in the service catalogue are decrypted; everything else
+is tunnelled untouched."""
+
+RUN_EPILOG = """\
+examples:
+  scrubgate run                                   # default policy, proxy on 127.0.0.1:8080
+  scrubgate run --listen-host 0.0.0.0 --policy /etc/scrubgate/strict.yaml
+  scrubgate run --mode transparent --set block_global=false
+  scrubgate run --resolve slack.com:443=127.0.0.1:8443   # stand-in upstream for a demo
+
+Clients must trust the CA in CONFDIR (mitmproxy-ca-cert.pem); see `scrubgate ca`.
+Metrics: http://METRICS_HOST:METRICS_PORT/metrics, liveness /healthz, readiness /readyz.
+The policy file is reloaded when it changes and on SIGHUP; an invalid new file is
+logged, counted in scrubgate_policy_reloads_total{result="failure"} and ignored."""
+
+SANITIZE_EPILOG = """\
+exit status:
+  0  OUTPUT written (cleaned, or already clean)
+  1  internal error (nothing written)
+  2  usage error: bad arguments, unreadable input, invalid policy
+  3  the policy refuses this file (nothing written)
+
+--json prints the verdict: format, actions taken, metadata removed and findings by
+kind with boxes and counts. It never prints identifier values."""
+
+POLICY_EPILOG = """\
+exit status: 0 when the policy is valid, 1 when it is not (each problem is printed
+with the field it concerns, e.g. rules[2].content), 2 on usage errors."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scrubgate", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"scrubgate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run the gateway proxy", epilog=RUN_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Run the gateway: a mitmproxy with the scrubgate addons loaded.")
+    run.add_argument("--policy", default=str(paths.default_policy()), metavar="PATH",
+                     help="policy file (default: %(default)s)")
+    run.add_argument("--listen-host", default="127.0.0.1", metavar="HOST",
+                     help="proxy listen address (default: %(default)s; 0.0.0.0 for all interfaces)")
+    run.add_argument("--listen-port", type=int, default=8080, metavar="PORT",
+                     help="proxy listen port (default: %(default)s)")
+    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="address of the metrics/health endpoint (default: %(default)s)")
+    run.add_argument("--metrics-port", type=int, default=9464, metavar="PORT",
+                     help="port of the metrics/health endpoint, 0 to disable (default: %(default)s)")
+    run.add_argument("--confdir", metavar="DIR",
+                     help="mitmproxy configuration directory holding the CA (default: ~/.mitmproxy)")
+    run.add_argument("--mode", action="append", metavar="MODE",
+                     help="proxy mode, passed to mitmproxy; repeatable (regular, transparent, "
+                          "wireguard, socks5, reverse:URL, ...; default: regular)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
+                     help="set any mitmproxy option; repeatable (e.g. --set proxyauth=user:pass)")
+    run.add_argument("--audit-log", metavar="PATH",
+                     help="append one JSON line per decision to PATH ('-' for stdout)")
+    run.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT=ADDR:PORT",
+                     help="connect to ADDR:PORT when a client asks for HOST:PORT (like curl --resolve); "
+                          "repeatable; for tests and demos")
+    run.add_argument("--workers", type=int, default=0, metavar="N",
+                     help="sanitiser worker processes (default: one per CPU)")
+    run.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+    san = sub.add_parser("sanitize", help="clean one file offline with the same engine",
+                         epilog=SANITIZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Clean one file the way the gateway would clean an upload.")
+    san.add_argument("input", metavar="INPUT", help="file to clean (its type is sniffed, not guessed "
+                                                    "from the name)")
+    san.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="where to write the result")
+    san.add_argument("--policy", default=str(paths.default_policy()), metavar="PATH",
+                     help="policy file (default: %(default)s)")
+    san.add_argument("--service", metavar="NAME",
+                     help="apply the policy as for uploads to this catalogue service (e.g. slack); "
+                          "default: as for any plain-HTTPS service")
+    san.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
+
+    pol = sub.add_parser("policy", help="work with policy files")
+    pol_sub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
+    pol_sub.required = True
+    check = pol_sub.add_parser("check", help="validate a policy and print its decision table",
+                               epilog=POLICY_EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("path", metavar="PATH", help="policy file to validate")
+
+    ca = sub.add_parser("ca", help="create (if needed) and show the gateway's CA certificate",
+                        description="Print the path of the CA certificate clients must trust, "
+                                    "creating the CA in CONFDIR first if it does not exist.")
+    ca.add_argument("--confdir", default="~/.mitmproxy", metavar="DIR",
+                    help="mitmproxy configuration directory (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from .run import run
+        return run(args)
+    if args.command == "sanitize":
+        return sanitize_command(args)
+    if args.command == "policy":
+        return policy_check(args.path)
+    if args.command == "ca":
+        return ca_command(args.confdir)
+    return EXIT_USAGE
+
+
+def _err(message: str) -> None:
+    print(f"scrubgate: {message}", file=sys.stderr)
+
+
+def policy_check(path: str) -> int:
+    from .engine.verdict import CONTENT_KINDS
+    from .policy import Policy, PolicyError
+    try:
+        policy = Policy.load(path)
+    except PolicyError as e:
+        _err(f"{e.source} is not a valid policy:")
+        for line in e.errors:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print(f"policy {policy.name!r} version {policy.version}: valid")
+    print(f"  catalogue: {policy.catalogue.source} ({len(policy.catalogue.services)} services)")
+    print(f"  fail: {policy.fail}   text: {policy.text}   chunked uploads: {policy.chunked_uploads}")
+    lim = policy.limits
+    print(f"  limits: body {lim.max_body_bytes} bytes, {lim.max_payloads} files/request, "
+          f"{lim.max_pixels} pixels, {lim.job_timeout_seconds:g} s/job, queue {lim.max_queue}")
+    print(f"  approved channel: {policy.approved_channel.name} <{policy.approved_channel.url}>")
+    print(f"  sha256: {policy.sha256}")
+    print()
+    head = ["service", "media", *CONTENT_KINDS]
+    rows = [[sid, media, *(acts[c] for c in CONTENT_KINDS)] for sid, media, acts in policy.decision_table()]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def sanitize_command(args) -> int:
+    from .engine import EngineOptions, sanitize, sniff
+    from .policy import Policy, PolicyError, Service
+    try:
+        data = Path(args.input).read_bytes()
+    except OSError as e:
+        _err(f"cannot read {args.input}: {e.strerror}")
+        return EXIT_USAGE
+    try:
+        policy = Policy.load(args.policy)
+    except PolicyError as e:
+        _err("invalid policy " + "\n  ".join([e.source, *e.errors]))
+        return EXIT_USAGE
+    if args.service:
+        service = policy.catalogue.by_id.get(args.service)
+        if service is None:
+            _err(f"unknown service {args.service!r}; known: {', '.join(policy.catalogue.by_id)}")
+            return EXIT_USAGE
+    else:
+        service = Service(id="offline", name="offline", media="inspectable", hosts=())
+    try:
+        kind = sniff(data)
+        action = policy.action_for(service, kind.content)
+        report: dict = {"input": {"bytes": len(data), "format": kind.format, "content": kind.content},
+                        "service": service.id, "action": action}
+        verdict = None
+        output: bytes | None
+        if action == "block":
+            output, report["reason"] = None, "opaque_service" if service.media == "opaque" else "policy"
+        elif action == "allow":
+            output = data
+        else:
+            verdict = sanitize(data, EngineOptions(max_pixels=policy.limits.max_pixels, text=policy.text))
+            report["verdict"] = verdict.summary()
+            if verdict.refused and action == "sanitize" and policy.fail == "closed":
+                output, report["reason"] = None, verdict.refused
+            elif verdict.refused or action == "monitor":
+                output = data
+            else:
+                output = verdict.output
+        if output is not None:
+            _write_atomic(Path(args.output), output)
+        report["output"] = args.output if output is not None else None
+        code = EXIT_OK if output is not None else EXIT_REFUSED
+        report["exit"] = code
+    except Exception as e:  # keep the promise: exit 1 and nothing written
+        _err(f"internal error while sanitising ({type(e).__name__})")
+        return EXIT_INTERNAL
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif code == EXIT_REFUSED:
+        detail = verdict.detail if verdict and verdict.refused else ""
+        _err(f"refused ({report['reason']}){': ' + detail if detail else ''}; nothing written")
+    else:
+        what = ", ".join(verdict.actions) if verdict and verdict.actions else "unchanged"
+        print(f"{args.output}: {kind.format}, {what}")
+    return code
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def ca_command(confdir: str) -> int:
+    from mitmproxy.certs import CertStore
+    directory = Path(confdir).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        CertStore.from_store(directory, "mitmproxy", 2048)
+    except OSError as e:
+        _err(f"cannot create the CA in {directory}: {e.strerror}")
+        return EXIT_USAGE
+    pem = directory / "mitmproxy-ca-cert.pem"
+    print(pem)
+    print(f"""
+Install {pem.name} as a trusted root on the clients (the private key,
+mitmproxy-ca.pem, never leaves the gateway):
+  Debian/Ubuntu: cp {pem} /usr/local/share/ca-certificates/scrubgate.crt && update-ca-certificates
+  Windows:       certutil -addstore root mitmproxy-ca-cert.cer   (or push it by GPO)
+  macOS:         security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {pem}
+  Firefox:       Settings > Privacy & Security > Certificates > Import (or policies.json)
+A browser going through the proxy can also fetch it from http://mitm.it/.""", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

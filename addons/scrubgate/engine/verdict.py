@@ -1,0 +1,101 @@
+"""What the engine says about one payload.
+
+A `Verdict` carries the cleaned bytes (or a refusal) plus `Finding`s. Findings
+name the *kind* of identifier, where it was and which recognizer saw it --
+never the value. Everything here is safe to log, count and audit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# Closed sets: these strings end up as metric label values.
+CONTENT_KINDS = ("image", "dicom", "archive", "other", "undecodable")
+
+IDENTIFIER_KINDS = (
+    "location",  # GPS coordinates
+    "date",  # capture / modification dates
+    "person_name",  # artist, owner, author
+    "device_serial",  # body / lens serial numbers
+    "unique_id",  # image unique IDs, document IDs
+    "maker_note",  # opaque vendor blobs that often hold serials
+    "free_text",  # captions, comments, descriptions: anything may be in there
+)
+
+# Why a payload could not be passed on. Also a closed set (metric labels).
+REFUSAL_REASONS = (
+    "corrupt",  # truncated or malformed file of a known format
+    "unsupported_format",  # a known format with no handler yet
+    "too_large",  # pixel count, body size or payload count over a limit
+    "undecodable",  # a carrier (encoding, multipart, base64) that does not decode
+    "engine_error",  # a bug: the handler raised something unexpected
+)
+
+
+class Refused(Exception):
+    """The engine will not pass this payload on.
+
+    `reason` is one of REFUSAL_REASONS; `detail` is a short, value-free
+    explanation that may be shown to users and written to logs.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        assert reason in REFUSAL_REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # one of IDENTIFIER_KINDS
+    source: str  # where it was: "exif", "xmp", "iptc", "comment", "png_text", "pixels", ...
+    recognizer: str  # which rule saw it, e.g. "exif.gps_ifd"
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels, when it has one
+    confidence: float = 1.0
+
+    def as_dict(self) -> dict:
+        d = {"kind": self.kind, "source": self.source, "recognizer": self.recognizer,
+             "confidence": self.confidence}
+        if self.box is not None:
+            d["box"] = list(self.box)
+        return d
+
+
+@dataclass
+class Verdict:
+    """The outcome of cleaning one payload."""
+
+    format: str  # "jpeg", "png", "webp", "dicom", ... or "unknown"
+    content: str  # one of CONTENT_KINDS
+    output: bytes | None = None  # cleaned bytes; None when refused
+    refused: str | None = None  # a REFUSAL_REASONS value
+    detail: str = ""  # value-free explanation, mostly for refusals
+    actions: list[str] = field(default_factory=list)  # "metadata_removed", "pixels_redacted", ...
+    removed: Counter = field(default_factory=Counter)  # metadata field -> count removed
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    def findings_by_kind(self) -> dict[str, int]:
+        return dict(Counter(f.kind for f in self.findings))
+
+    def summary(self) -> dict:
+        """JSON-safe description: no bytes, no identifier values."""
+        kinds: dict[str, dict] = {}
+        for f in self.findings:
+            entry = kinds.setdefault(f.kind, {"count": 0, "findings": []})
+            entry["count"] += 1
+            entry["findings"].append(f.as_dict())
+        return {
+            "format": self.format,
+            "content": self.content,
+            "refused": self.refused,
+            "detail": self.detail,
+            "actions": list(self.actions),
+            "metadata_removed": dict(self.removed),
+            "findings": kinds,
+        }

@@ -1,0 +1,135 @@
+"""One request body in, one decision out: the job a worker process runs.
+
+Undo Content-Encoding, find the files (carriers), apply the policy's plan to
+each, clean the ones to sanitise (engine), and rebuild the body. Pure: no
+mitmproxy, no I/O, so it can run in a worker, a test or a benchmark alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .carriers import encoding
+from .carriers.extract import extract
+from .engine import EngineOptions, Finding, sanitize
+from .engine.verdict import Refused
+from .policy.model import SEVERITY, Plan
+
+# Why a request was blocked: a closed set (metric label values).
+BLOCK_REASONS = (
+    "policy",  # a rule says block for this content kind
+    "opaque_service",  # media to an end-to-end-encrypted messenger
+    "chunked_upload",  # one part of a multi-request upload
+    "corrupt", "unsupported_format", "too_large", "undecodable", "engine_error",  # engine refusals
+    "timeout",  # the worker did not finish in time
+    "worker_crash",  # the worker process died
+    "overloaded",  # too many uploads waiting for a worker
+)
+
+
+@dataclass(frozen=True)
+class BodyJob:
+    body: bytes
+    content_type: str
+    content_encoding: str
+    upload: bool  # the request hits a service's upload endpoint
+    opaque: bool  # the service encrypts media on the device
+    plan: Plan
+
+
+@dataclass
+class PayloadOutcome:
+    label: str
+    carrier: str
+    format: str
+    content: str
+    action: str  # allow | sanitize | block | monitor
+    reason: str | None = None  # block reason, or what monitor would have blocked for
+    detail: str = ""
+    would: str | None = None  # monitor only: the action a sanitising policy would take
+    findings: list[Finding] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)
+    changed: bool = False
+    sha256_in: str = ""
+    sha256_out: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class BodyOutcome:
+    action: str
+    reason: str | None = None
+    detail: str = ""
+    new_body: bytes | None = None  # encoded as the client sent it; None: forward as is
+    payloads: list[PayloadOutcome] = field(default_factory=list)
+    failed_open: bool = False  # an error was let through because the policy says fail: open
+
+
+def _refusal(job: BodyJob, reason: str, detail: str) -> BodyOutcome:
+    if job.plan.fail_open:
+        return BodyOutcome("allow", reason, detail, failed_open=True)
+    return BodyOutcome("block", reason, detail)
+
+
+def inspect_body(job: BodyJob) -> BodyOutcome:
+    plan = job.plan
+    try:
+        body = encoding.decode(job.body, job.content_encoding, plan.limits.max_body_bytes)
+        tree = extract(body, job.content_type, upload=job.upload)
+    except Refused as e:
+        if e.reason == "undecodable":
+            # The policy decides what happens to bodies that cannot be unpacked.
+            action = plan.actions.get("undecodable", "block")
+            if action in ("allow", "monitor"):
+                return BodyOutcome(action, e.reason, e.detail)
+        return _refusal(job, e.reason, e.detail)
+    payloads = tree.payloads()
+    if not payloads:
+        return BodyOutcome("allow")
+    if len(payloads) > plan.limits.max_payloads:
+        return _refusal(job, "too_large", f"request carries {len(payloads)} files, over the limit")
+
+    options = EngineOptions(max_pixels=plan.limits.max_pixels, text=plan.text)
+    outcomes: list[PayloadOutcome] = []
+    failed_open = False
+    for p in payloads:
+        action = plan.actions.get(p.kind.content, "block")
+        o = PayloadOutcome(p.label, p.carrier, p.kind.format, p.kind.content, action,
+                           sha256_in=hashlib.sha256(p.data).hexdigest(), bytes_in=len(p.data))
+        outcomes.append(o)
+        if action == "block":
+            o.reason = "opaque_service" if job.opaque else "policy"
+            continue
+        if action in ("sanitize", "monitor"):
+            verdict = sanitize(p.data, options)
+            o.findings, o.removed, o.detail = verdict.findings, dict(verdict.removed), verdict.detail
+            if action == "monitor":
+                o.would = "block" if verdict.refused else "sanitize"
+                o.reason = verdict.refused
+            elif verdict.refused:
+                if plan.fail_open:
+                    o.action, o.reason, failed_open = "allow", verdict.refused, True
+                else:
+                    o.action, o.reason = "block", verdict.refused
+            elif verdict.changed:
+                o.changed = True
+                p.replacement = verdict.output
+        out = p.replacement if p.replacement is not None else p.data
+        o.sha256_out = o.sha256_in if out is p.data else hashlib.sha256(out).hexdigest()
+        o.bytes_out = len(out)
+
+    worst = max(outcomes, key=lambda o: SEVERITY[o.action])
+    result = BodyOutcome(worst.action, payloads=outcomes, failed_open=failed_open)
+    if worst.action == "block":
+        result.reason, result.detail = worst.reason, worst.detail
+        for o in outcomes:  # nothing of a blocked request is forwarded
+            o.sha256_out, o.bytes_out = "", 0
+        return result
+    if any(o.changed for o in outcomes):
+        try:
+            result.new_body = encoding.encode(tree.rebuild(), job.content_encoding)
+        except Refused as e:
+            return _refusal(job, e.reason, e.detail)
+    return result

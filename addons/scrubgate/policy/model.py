@@ -1,0 +1,177 @@
+"""Policies: which action applies to which upload.
+
+A policy is an ordered list of rules over (service, media category, content
+kind); the first rule that matches decides. It also carries limits, the
+fail-open/closed switch and the approved channel named on block pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.verdict import CONTENT_KINDS
+from .catalogue import MEDIA, Service, ServiceCatalogue
+from .validate import PolicyError, Reader, load_yaml
+
+ACTIONS = ("allow", "sanitize", "block", "monitor")
+# When payloads in one request disagree, the strictest wins.
+SEVERITY = {"allow": 0, "monitor": 1, "sanitize": 2, "block": 3}
+
+
+@dataclass(frozen=True)
+class Rule:
+    services: frozenset[str] | None  # None: any service
+    media: str | None  # None: any media category
+    content: frozenset[str] | None  # None: any content kind
+    action: str
+
+    def matches(self, service: Service, content: str) -> bool:
+        return ((self.services is None or service.id in self.services)
+                and (self.media is None or self.media == service.media)
+                and (self.content is None or content in self.content))
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 50 * 1024 * 1024
+    max_payloads: int = 32
+    max_pixels: int = 100_000_000
+    job_timeout_seconds: float = 30.0
+    max_queue: int = 64
+
+
+@dataclass(frozen=True)
+class ApprovedChannel:
+    name: str
+    url: str
+    contact: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the worker needs to know for one request: picklable, no catalogue."""
+    actions: dict[str, str]  # content kind -> action
+    fail_open: bool
+    limits: Limits
+    text: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    version: str
+    description: str
+    fail: str  # "closed" or "open"
+    text: str  # "identifiers" or "all"
+    chunked_uploads: str  # "block" or "allow"
+    limits: Limits
+    approved_channel: ApprovedChannel
+    rules: tuple[Rule, ...]
+    default_action: str
+    catalogue: ServiceCatalogue
+    source: str
+    sha256: str
+
+    def action_for(self, service: Service, content: str) -> str:
+        for rule in self.rules:
+            if rule.matches(service, content):
+                return rule.action
+        return self.default_action
+
+    def plan_for(self, service: Service) -> Plan:
+        return Plan({c: self.action_for(service, c) for c in CONTENT_KINDS},
+                    self.fail == "open", self.limits, self.text)
+
+    def decision_table(self) -> list[tuple[str, str, dict[str, str]]]:
+        return [(s.id, s.media, {c: self.action_for(s, c) for c in CONTENT_KINDS})
+                for s in self.catalogue.services]
+
+    @classmethod
+    def load(cls, path: str | Path, catalogue_path: str | Path | None = None) -> "Policy":
+        path = Path(path)
+        doc = load_yaml(path)
+        errors: list[str] = []
+        r = Reader(errors)
+        m = r.mapping(doc, "policy", {
+            "name", "version", "description", "catalogue", "fail", "text", "chunked_uploads",
+            "limits", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
+        cat_ref = catalogue_path or path.parent / (r.string(m, "catalogue", "policy") or "services.yaml")
+        try:
+            catalogue = ServiceCatalogue.load(Path(cat_ref))
+        except PolicyError as e:
+            errors.extend(f"catalogue ({e.source}): {msg}" for msg in e.errors)
+            catalogue = ServiceCatalogue([], str(cat_ref))
+
+        lm = r.mapping(m.get("limits", {}), "limits", {
+            "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue"})
+        d = Limits()
+        limits = Limits(
+            max_body_bytes=int(r.number(lm, "max_body_bytes", "limits", d.max_body_bytes, 1024, 2**31)),
+            max_payloads=int(r.number(lm, "max_payloads", "limits", d.max_payloads, 1, 256)),
+            max_pixels=int(r.number(lm, "max_pixels", "limits", d.max_pixels, 1, 2**31)),
+            job_timeout_seconds=float(r.number(lm, "job_timeout_seconds", "limits", d.job_timeout_seconds,
+                                               0.1, 600, integer=False)),
+            max_queue=int(r.number(lm, "max_queue", "limits", d.max_queue, 1, 10000)),
+        )
+        am = r.mapping(m.get("approved_channel", {}), "approved_channel", {"name", "url", "contact"},
+                       {"name", "url"})
+        channel = ApprovedChannel(r.string(am, "name", "approved_channel") or "",
+                                  r.string(am, "url", "approved_channel") or "",
+                                  r.string(am, "contact", "approved_channel", "") or "")
+        if channel.url and not channel.url.startswith(("https://", "http://", "mailto:")):
+            errors.append("approved_channel.url: must start with https://, http:// or mailto:")
+
+        rules = []
+        raw_rules = m.get("rules", [])
+        if not isinstance(raw_rules, list):
+            errors.append("rules: must be a list")
+            raw_rules = []
+        for i, raw in enumerate(raw_rules):
+            where = f"rules[{i}]"
+            rm = r.mapping(raw, where, {"services", "media", "content", "action", "comment"}, {"action"})
+            services = r.string_list(rm, "services", where) if "services" in rm else None
+            for sid in services or []:
+                if sid not in catalogue.by_id and catalogue.services:
+                    errors.append(f"{where}.services: unknown service {sid!r} (not in {catalogue.source})")
+            content = r.string_list(rm, "content", where) if "content" in rm else None
+            for c in content or []:
+                if c not in CONTENT_KINDS:
+                    errors.append(f"{where}.content: unknown content kind {c!r} "
+                                  f"(one of {', '.join(CONTENT_KINDS)})")
+            media = rm.get("media")
+            if media is not None and media not in MEDIA:
+                errors.append(f"{where}.media: must be one of {', '.join(MEDIA)} (got {media!r})")
+            rules.append(Rule(frozenset(services) if services is not None else None, media,
+                              frozenset(content) if content is not None else None,
+                              r.choice(rm, "action", where, ACTIONS, "block")))
+
+        policy = cls(
+            name=r.string(m, "name", "policy") or "",
+            version=r.string(m, "version", "policy", "0") or "0",
+            description=r.string(m, "description", "policy", "") or "",
+            fail=r.choice(m, "fail", "policy", ("closed", "open"), "closed"),
+            text=r.choice(m, "text", "policy", ("identifiers", "all"), "identifiers"),
+            chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
+            limits=limits,
+            approved_channel=channel,
+            rules=tuple(rules),
+            default_action=r.choice(m, "default_action", "policy", ACTIONS, "block"),
+            catalogue=catalogue,
+            source=str(path),
+            sha256=_digest(path, Path(cat_ref)),
+        )
+        if errors:
+            raise PolicyError(str(path), errors)
+        return policy
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            h.update(p.read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest()

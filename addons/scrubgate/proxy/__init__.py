@@ -1,0 +1,15 @@
+"""The proxy half: mitmproxy addons around the pure engine."""
+
+from .audit import Audit
+from .gateway import Gateway
+from .metrics import Metrics
+from .resolve import Resolve
+
+
+def make_addons() -> list:
+    """The addons in hook order: Resolve and Gateway decide, then Metrics and Audit record."""
+    gateway = Gateway()
+    return [Resolve(), gateway, Metrics(gateway.ready), Audit(gateway)]
+
+
+__all__ = ["Audit", "Gateway", "Metrics", "Resolve", "make_addons"]

@@ -1,0 +1,253 @@
+"""The Gateway addon: route, decide, clean or block each upload to a messenger.
+
+Hooks only; the work happens in `scrubgate.inspect` inside worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import time
+
+from mitmproxy import ctx, exceptions, http
+
+from .. import paths
+from ..carriers.extract import extract
+from ..engine.verdict import Refused
+from ..inspect import BodyJob, BodyOutcome
+from ..policy import Policy, PolicyError
+from ..workers import PoolError, WorkerPool
+from . import blockpage, metrics
+from .decision import Decision
+
+log = logging.getLogger("scrubgate")
+
+# Bodies this small, with no Content-Encoding, are checked for files on the
+# event loop (a cheap parse) so that chat messages never queue behind OCR.
+INLINE_LIMIT = 256 * 1024
+RELOAD_POLL_SECONDS = 2.0
+INSPECT_JOB = "scrubgate.inspect:inspect_body"
+# A range header on an upload means "this is one piece of a bigger file".
+_PARTIAL_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
+
+_ERROR_STAGE = {"undecodable": "decode", "engine_error": "engine", "timeout": "timeout",
+                "worker_crash": "worker", "overloaded": "overload"}
+
+
+def _is_partial(headers) -> bool:
+    rng = headers.get("content-range")
+    if rng:
+        m = _PARTIAL_RANGE.match(rng.strip())
+        return not (m and m.group(1) == "0" and m.group(3) != "*" and int(m.group(2)) + 1 == int(m.group(3)))
+    return False
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.policy: Policy | None = None
+        self.pool: WorkerPool | None = None
+        self._watch: asyncio.Task | None = None
+        self._mtimes: tuple = ()
+
+    # -- options ---------------------------------------------------------------------------
+    def load(self, loader) -> None:
+        loader.add_option("scrubgate_policy", str, str(paths.default_policy()),
+                          "Policy file (YAML). Reloaded when it changes or on SIGHUP; an invalid "
+                          "new version is reported and the running policy stays in force.")
+        loader.add_option("scrubgate_workers", int, 0,
+                          "Sanitiser worker processes (0: one per CPU).")
+        loader.add_option("scrubgate_decrypt_catalogue_only", bool, True,
+                          "Set mitmproxy's allow_hosts from the service catalogue so that every "
+                          "other host is tunnelled without decryption.")
+
+    def configure(self, updated) -> None:
+        if "scrubgate_policy" in updated:
+            try:
+                policy = Policy.load(ctx.options.scrubgate_policy)
+            except PolicyError as e:
+                metrics.POLICY_RELOADS.labels("failure").inc()
+                raise exceptions.OptionsError("invalid policy " + "\n  ".join([e.source, *e.errors]))
+            self._install(policy)
+        if "scrubgate_decrypt_catalogue_only" in updated and self.policy:
+            self._apply_allow_hosts()
+
+    def _install(self, policy: Policy) -> None:
+        self.policy = policy
+        self._mtimes = self._stat(policy)
+        metrics.POLICY_RELOADS.labels("success").inc()
+        metrics.set_policy_info(policy.name, policy.version, policy.sha256)
+        log.info(f"policy '{policy.name}' version {policy.version} in force "
+                 f"({len(policy.catalogue.services)} services, fail {policy.fail})")
+        self._apply_allow_hosts()
+
+    def _apply_allow_hosts(self) -> None:
+        if ctx.options.scrubgate_decrypt_catalogue_only and self.policy:
+            patterns = self.policy.catalogue.allow_hosts_patterns()
+            if list(ctx.options.allow_hosts) != patterns:
+                ctx.options.update(allow_hosts=patterns)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def running(self) -> None:
+        limits = self.policy.limits if self.policy else None
+        self.pool = WorkerPool(ctx.options.scrubgate_workers, limits.max_queue if limits else 64,
+                               on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc())
+        await self.pool.start()
+        metrics.WORKERS.set(self.pool.size)
+        log.info(f"{self.pool.size} sanitiser workers ready")
+        self._watch = asyncio.create_task(self._watch_policy())
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (e.g. embedded in a test harness)
+
+    async def done(self) -> None:
+        if self._watch:
+            self._watch.cancel()
+        if self.pool:
+            await self.pool.close()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.policy is None:
+            return False, "no policy loaded"
+        if self.pool is None or not self.pool.ready:
+            return False, "sanitiser workers not running"
+        return True, f"ready: policy {self.policy.name} {self.policy.version}"
+
+    # -- hot reload ------------------------------------------------------------------------
+    @staticmethod
+    def _stat(policy: Policy) -> tuple:
+        out = []
+        for p in (policy.source, policy.catalogue.source):
+            try:
+                st = os.stat(p)
+                out.append((p, st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((p, None, None))
+        return tuple(out)
+
+    async def _watch_policy(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_POLL_SECONDS)
+            if self.policy and self._stat(self.policy) != self._mtimes:
+                self.reload()
+
+    def reload(self) -> None:
+        path = ctx.options.scrubgate_policy
+        try:
+            policy = Policy.load(path)
+        except PolicyError as e:
+            if self.policy:
+                self._mtimes = self._stat(self.policy)  # report a bad file once, not every poll
+            metrics.POLICY_RELOADS.labels("failure").inc()
+            metrics.ERRORS.labels("policy_reload").inc()
+            log.error("policy reload failed; keeping the running policy:\n  "
+                      + "\n  ".join([e.source, *e.errors]))
+            return
+        self._install(policy)
+        if self.pool:
+            self.pool.max_queue = policy.limits.max_queue
+
+    # -- flows -----------------------------------------------------------------------------
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Refuse oversize uploads by their declared length, before reading the body."""
+        if flow.response or flow.error or not flow.live or self.policy is None:
+            return
+        service = self.policy.catalogue.route(flow.request.pretty_host, flow.request.path)
+        length = flow.request.headers.get("content-length", "")
+        if service and length.isdigit() and int(length) > self.policy.limits.max_body_bytes:
+            if self.policy.fail == "open":
+                return
+            decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
+            self._block(flow, decision, "too_large", "declared body size is over the limit")
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or self.policy is None:
+            return
+        started = time.perf_counter()
+        policy = self.policy
+        req = flow.request
+        service = policy.catalogue.route(req.pretty_host, req.path)
+        if service is None:
+            return  # decrypted but not ours (e.g. allow_hosts overridden): pass untouched
+        path = req.path.split("?", 1)[0]
+        decision = Decision(service.id, service.media, service.is_upload(path))
+        flow.metadata["scrubgate"] = decision
+        try:
+            await self._decide(flow, decision, policy, service, path)
+        except Exception as e:  # a bug here must not forward an unchecked upload
+            log.exception("scrubgate internal error")
+            decision.error_stage = "internal"
+            if policy.fail == "open":
+                decision.failed_open, decision.reason = True, "engine_error"
+            else:
+                self._block(flow, decision, "engine_error", f"internal error ({type(e).__name__})")
+        decision.added_seconds = time.perf_counter() - started
+
+    async def _decide(self, flow, decision: Decision, policy: Policy, service, path: str) -> None:
+        req = flow.request
+        if service.is_chunked(path, dict(req.query), req.headers) or (decision.upload and _is_partial(req.headers)):
+            if policy.chunked_uploads == "block":
+                self._block(flow, decision, "chunked_upload", "part of a multi-request upload")
+            return
+        body = req.raw_content or b""
+        if not body:
+            return
+        content_type = req.headers.get("content-type", "")
+        content_encoding = req.headers.get("content-encoding", "")
+        if not content_encoding and len(body) <= INLINE_LIMIT and not decision.upload:
+            try:
+                if not extract(body, content_type).payloads():
+                    return  # a chat message or API call: no file, no worker
+            except Refused:
+                pass  # let the worker produce the proper refusal
+        plan = policy.plan_for(service)
+        if decision.upload and service.media == "opaque" and set(plan.actions.values()) == {"block"}:
+            # Media to an end-to-end-encrypted service is ciphertext: nothing to look at.
+            self._block(flow, decision, "opaque_service", "media is encrypted on the device")
+            return
+        job = BodyJob(body, content_type, content_encoding, decision.upload, service.media == "opaque", plan)
+        outcome = await self._run(job, decision, policy)
+        decision.payloads = outcome.payloads
+        decision.failed_open = outcome.failed_open
+        if outcome.reason in _ERROR_STAGE:
+            decision.error_stage = _ERROR_STAGE[outcome.reason]
+        if outcome.action == "block":
+            self._block(flow, decision, outcome.reason or "policy", outcome.detail)
+            return
+        decision.action, decision.reason = outcome.action, outcome.reason
+        if outcome.new_body is not None:
+            req.raw_content = outcome.new_body
+            if "transfer-encoding" not in req.headers:
+                req.headers["content-length"] = str(len(outcome.new_body))
+
+    async def _run(self, job: BodyJob, decision: Decision, policy: Policy) -> BodyOutcome:
+        assert self.pool is not None
+        metrics.QUEUE_DEPTH.set(self.pool.waiting + 1)
+        t0 = time.perf_counter()
+        try:
+            return await self.pool.run(INSPECT_JOB, job, policy.limits.job_timeout_seconds)
+        except PoolError as e:
+            log.warning(f"upload to {decision.service} not inspected: {e.reason}")
+            if policy.fail == "open":
+                return BodyOutcome("allow", e.reason, str(e), failed_open=True)
+            return BodyOutcome("block", e.reason, str(e))
+        finally:
+            decision.job_seconds = time.perf_counter() - t0
+            metrics.QUEUE_DEPTH.set(self.pool.waiting)
+            metrics.WORKERS_BUSY.set(self.pool.busy)
+
+    def _block(self, flow: http.HTTPFlow, decision: Decision, reason: str, detail: str) -> None:
+        decision.action, decision.reason, decision.detail = "block", reason, detail
+        flow.metadata["scrubgate"] = decision
+        service = self.policy.catalogue.by_id.get(decision.service) if self.policy else None
+        body, ctype = blockpage.render(reason, service.name if service else decision.service,
+                                       self.policy.approved_channel, flow.request.headers.get("accept", ""),
+                                       decision.incident)
+        flow.response = http.Response.make(403, body, {
+            "Content-Type": ctype, "Cache-Control": "no-store", "X-Scrubgate-Reason": reason,
+            "X-Scrubgate-Incident": decision.incident})
+        log.info(f"blocked upload to {decision.service}: {reason} (incident {decision.incident})")
+

@@ -1,0 +1,164 @@
+"""Prometheus metrics and the /metrics, /healthz, /readyz endpoint.
+
+Every label value comes from a closed set: catalogue service ids, actions,
+content kinds, identifier kinds, block reasons, stages. Never a host from
+traffic, a user, a file name or a value.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import mitmproxy.version
+from mitmproxy import ctx
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, GCCollector,
+                               PlatformCollector, ProcessCollector)
+from prometheus_client.exposition import choose_encoder
+
+from .. import __version__
+from .decision import Decision
+
+log = logging.getLogger("scrubgate.metrics")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+FLOWS = Counter("scrubgate_flows_total", "Requests to catalogue services, by the action taken.",
+                ["service", "action"], registry=REGISTRY)
+PAYLOADS = Counter("scrubgate_payloads_total",
+                   "Files found inside requests, by content kind and the action taken on each.",
+                   ["service", "content", "action"], registry=REGISTRY)
+BLOCKS = Counter("scrubgate_blocks_total", "Requests answered with a block page, by reason.",
+                 ["service", "reason"], registry=REGISTRY)
+IDENTIFIERS = Counter("scrubgate_identifiers_total",
+                      "Identifiers found in files (and removed, unless the action was monitor).",
+                      ["kind", "source"], registry=REGISTRY)
+METADATA = Counter("scrubgate_metadata_removed_total",
+                   "Metadata blocks (EXIF, XMP, IPTC, comments, text chunks ...) removed from files.",
+                   ["field"], registry=REGISTRY)
+ERRORS = Counter("scrubgate_errors_total",
+                 "Failures by stage: decode, engine, timeout, worker, policy_reload, audit, internal.",
+                 ["stage"], registry=REGISTRY)
+FAILED_OPEN = Counter("scrubgate_failed_open_total",
+                      "Uploads forwarded uninspected because the policy says fail: open.",
+                      ["service", "reason"], registry=REGISTRY)
+BYTES = Counter("scrubgate_payload_bytes_total",
+                "Bytes of files inspected (in) and forwarded after cleaning (out).",
+                ["direction"], registry=REGISTRY)
+JOB_SECONDS = Histogram("scrubgate_job_duration_seconds",
+                        "Time a worker spent on one request body (decode, extract, clean, rebuild).",
+                        registry=REGISTRY,
+                        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+ADDED_LATENCY = Histogram("scrubgate_added_latency_seconds",
+                          "Delay scrubgate added to a request before forwarding or answering it.",
+                          registry=REGISTRY,
+                          buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+WORKERS = Gauge("scrubgate_workers", "Worker processes in the sanitiser pool.", registry=REGISTRY)
+WORKERS_BUSY = Gauge("scrubgate_workers_busy", "Worker processes busy with a job.", registry=REGISTRY)
+QUEUE_DEPTH = Gauge("scrubgate_queue_depth", "Uploads waiting for a free worker.", registry=REGISTRY)
+WORKER_RESTARTS = Counter("scrubgate_worker_restarts_total",
+                          "Worker processes replaced, by reason (timeout, worker_crash, cancelled).",
+                          ["reason"], registry=REGISTRY)
+POLICY_RELOADS = Counter("scrubgate_policy_reloads_total",
+                         "Policy (re)loads by result; a failed reload keeps the previous policy.",
+                         ["result"], registry=REGISTRY)
+POLICY_INFO = Gauge("scrubgate_policy_info", "The policy in force (value is always 1).",
+                    ["name", "version", "sha256"], registry=REGISTRY)
+BUILD_INFO = Gauge("scrubgate_build_info", "scrubgate build (value is always 1).",
+                   ["version", "mitmproxy", "python"], registry=REGISTRY)
+BUILD_INFO.labels(__version__, mitmproxy.version.VERSION, platform.python_version()).set(1)
+
+
+def set_policy_info(name: str, version: str, sha256: str) -> None:
+    POLICY_INFO.clear()
+    POLICY_INFO.labels(name, version, sha256[:16]).set(1)
+
+
+def record(decision: Decision) -> None:
+    FLOWS.labels(decision.service, decision.action).inc()
+    if decision.action == "block" and decision.reason:
+        BLOCKS.labels(decision.service, decision.reason).inc()
+    if decision.failed_open and decision.reason:
+        FAILED_OPEN.labels(decision.service, decision.reason).inc()
+    if decision.error_stage:
+        ERRORS.labels(decision.error_stage).inc()
+    if decision.job_seconds is not None:
+        JOB_SECONDS.observe(decision.job_seconds)
+    ADDED_LATENCY.observe(decision.added_seconds)
+    for p in decision.payloads:
+        PAYLOADS.labels(decision.service, p.content, p.action).inc()
+        BYTES.labels("in").inc(p.bytes_in)
+        BYTES.labels("out").inc(p.bytes_out)
+        for f in p.findings:
+            IDENTIFIERS.labels(f.kind, f.source).inc()
+        for field, count in p.removed.items():
+            METADATA.labels(field).inc(count)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    ready: Callable[[], tuple[bool, str]] = staticmethod(lambda: (False, "starting"))
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._send(200, encoder(REGISTRY), content_type)
+        elif path == "/healthz":
+            self._send(200, b"ok\n", "text/plain")
+        elif path == "/readyz":
+            ok, why = self.ready()
+            self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
+        else:
+            self._send(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # scrapes every 15 s would drown the log
+        pass
+
+
+class Metrics:
+    """mitmproxy addon: serves the metrics endpoint and counts each decision."""
+
+    def __init__(self, ready: Callable[[], tuple[bool, str]]):
+        self._ready = ready
+        self._server: ThreadingHTTPServer | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("scrubgate_metrics_host", str, "127.0.0.1",
+                          "Address for the /metrics, /healthz and /readyz endpoint.")
+        loader.add_option("scrubgate_metrics_port", int, 9464,
+                          "Port for the /metrics, /healthz and /readyz endpoint (0 disables it).")
+
+    def running(self) -> None:
+        port = ctx.options.scrubgate_metrics_port
+        if not port:
+            return
+        handler = type("Handler", (_Handler,), {"ready": staticmethod(self._ready)})
+        self._server = ThreadingHTTPServer((ctx.options.scrubgate_metrics_host, port), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="scrubgate-metrics",
+                         daemon=True).start()
+        log.info(f"metrics on http://{ctx.options.scrubgate_metrics_host}:{port}/metrics")
+
+    def done(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def request(self, flow) -> None:
+        decision = flow.metadata.get("scrubgate")
+        if isinstance(decision, Decision) and not decision.recorded_metrics:
+            decision.recorded_metrics = True
+            record(decision)

@@ -1,0 +1,181 @@
+"""A process pool that can time out a job and survive a dead worker.
+
+mitmproxy serves every flow from one asyncio loop, so decoding and cleaning
+images there would stall everybody's chat. Jobs go to worker processes
+instead. `concurrent.futures.ProcessPoolExecutor` cannot kill one stuck job
+and breaks entirely when one worker dies, so this pool keeps one pipe per
+worker: a job that overruns gets its worker killed and replaced, and only
+that job fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+log = logging.getLogger("scrubgate.workers")
+
+
+class PoolError(Exception):
+    reason = "engine_error"
+
+
+class JobTimeout(PoolError):
+    reason = "timeout"
+
+
+class WorkerDied(PoolError):
+    reason = "worker_crash"
+
+
+class Overloaded(PoolError):
+    reason = "overloaded"
+
+
+class JobFailed(PoolError):
+    reason = "engine_error"
+
+
+def _resolve(name: str) -> Callable[[Any], Any]:
+    """'package.module:function' -> the function (names come from our code, never from traffic)."""
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _worker_main(conn) -> None:
+    # Tesseract spawns its own threads per call; on small machines they cost more than they win.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    functions: dict[str, Callable[[Any], Any]] = {}
+    while True:
+        try:
+            name, arg = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            if name not in functions:
+                functions[name] = _resolve(name)
+            result = ("ok", functions[name](arg))
+        except Exception as e:  # reported by type only: messages may quote the payload
+            result = ("err", type(e).__name__)
+        try:
+            conn.send(result)
+        except (OSError, ValueError):
+            return
+
+
+def _consume(future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _Worker:
+    def __init__(self, ctx) -> None:
+        self.parent, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True,
+                                   name="scrubgate-worker")
+        self.process.start()
+        child.close()
+
+    def call(self, message) -> Any:
+        self.parent.send(message)
+        return self.parent.recv()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.parent.close()
+
+
+class WorkerPool:
+    def __init__(self, size: int = 0, max_queue: int = 64,
+                 on_restart: Callable[[str], None] | None = None) -> None:
+        self.size = size or os.cpu_count() or 1
+        self.max_queue = max_queue
+        self.on_restart = on_restart or (lambda reason: None)
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["scrubgate.inspect"])
+        self._threads = ThreadPoolExecutor(self.size + 2, thread_name_prefix="scrubgate-pipe")
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._workers: set[_Worker] = set()
+        self.waiting = 0
+        self.busy = 0
+        self.closed = False
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def ready(self) -> bool:
+        return not self.closed and len(self._workers) == self.size and all(
+            w.process.is_alive() for w in self._workers)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        workers = await asyncio.gather(*(loop.run_in_executor(self._threads, _Worker, self._ctx)
+                                         for _ in range(self.size)))
+        for w in workers:
+            self._workers.add(w)
+            self._idle.put_nowait(w)
+
+    async def _replace(self, worker: _Worker, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._workers.discard(worker)
+        await loop.run_in_executor(self._threads, worker.kill)
+        if self.closed:
+            return
+        fresh = await loop.run_in_executor(self._threads, _Worker, self._ctx)
+        self._workers.add(fresh)
+        self._idle.put_nowait(fresh)
+        self.on_restart(reason)
+        log.warning("scrubgate worker replaced after %s", reason)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # keep a reference until done, or the task may be collected
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, function: str, arg: Any, timeout: float) -> Any:
+        if self.closed:
+            raise WorkerDied("pool is shut down")
+        if self._idle.empty() and self.waiting >= self.max_queue:
+            raise Overloaded(f"{self.waiting} uploads already waiting for a worker")
+        self.waiting += 1
+        try:
+            worker = await self._idle.get()
+        finally:
+            self.waiting -= 1
+        loop = asyncio.get_running_loop()
+        self.busy += 1
+        try:
+            future = loop.run_in_executor(self._threads, worker.call, (function, arg))
+            future.add_done_callback(_consume)  # a killed worker's late error is expected
+            try:
+                status, value = await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                self._spawn(self._replace(worker, "timeout"))
+                raise JobTimeout(f"job ran over {timeout:g} s") from None
+            except (EOFError, OSError, BrokenPipeError):
+                self._spawn(self._replace(worker, "worker_crash"))
+                raise WorkerDied("worker process died during the job") from None
+            except asyncio.CancelledError:
+                # The flow went away (client hung up); the worker's answer is now stale.
+                self._spawn(self._replace(worker, "cancelled"))
+                raise
+        finally:
+            self.busy -= 1
+        self._idle.put_nowait(worker)
+        if status == "err":
+            raise JobFailed(f"job raised {value}")
+        return value
+
+    async def close(self) -> None:
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._threads, w.kill) for w in list(self._workers)),
+                             return_exceptions=True)
+        self._workers.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,191 @@
+"""Real parts for end-to-end tests.
+
+- a local HTTPS upstream with a test CA (trustme) that records every request;
+- a real `scrubgate run` process, with catalogue hosts mapped to the upstream by --resolve;
+- clients (httpx, curl) that go through the proxy and trust the gateway's CA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRUBGATE = [sys.executable, "-m", "scrubgate"]
+# Hosts the upstream stands in for. bank.example.org is outside the catalogue.
+UPSTREAM_HOSTS = ["slack.com", "files.slack.com", "mmg.whatsapp.net", "api.imgur.com", "discord.com",
+                  "upload.twitter.com", "bank.example.org"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Received:
+    method: str
+    host: str
+    path: str
+    headers: dict
+    body: bytes
+    at: float
+
+
+@dataclass
+class Upstream:
+    port: int
+    ca_pem: Path
+    cert_der: bytes
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self, path_prefix: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+
+class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    upstream: Upstream
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        rec = Received(self.command, self.headers.get("host", ""), self.path,
+                       {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+        with self.upstream.lock:
+            self.upstream.requests.append(rec)
+        if self.path.startswith("/slow-response"):
+            time.sleep(0.2)
+        reply = json.dumps({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = do_PUT = _handle
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory, test_ca) -> Upstream:
+    d = tmp_path_factory.mktemp("upstream")
+    cert = test_ca.issue_cert(*UPSTREAM_HOSTS)
+    ca_pem = d / "upstream-ca.pem"
+    test_ca.cert_pem.write_to_path(str(ca_pem))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _UpstreamHandler)
+    server.daemon_threads = True
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    up = Upstream(server.server_address[1], ca_pem, der)
+    _UpstreamHandler.upstream = up
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield up
+    server.shutdown()
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen
+    port: int
+    metrics_port: int
+    confdir: Path
+    audit_log: Path
+    log_path: Path
+    trust_pem: Path  # gateway CA + upstream test CA
+
+    @property
+    def proxy(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kw) -> httpx.Client:
+        ctx = ssl.create_default_context(cafile=str(self.trust_pem))
+        return httpx.Client(proxy=self.proxy, verify=ctx, timeout=60, **kw)
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, extra: list[str] = ()) -> Gateway:
+    port, mport = free_port(), free_port()
+    confdir, audit, log_path = tmp / "conf", tmp / "audit.jsonl", tmp / "gateway.log"
+    cmd = [*SCRUBGATE, "run", "--listen-port", str(port), "--metrics-port", str(mport),
+           "--confdir", str(confdir), "--audit-log", str(audit), "--workers", "2",
+           "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca_pem}"]
+    if policy:
+        cmd += ["--policy", str(policy)]
+    for host in UPSTREAM_HOSTS:
+        cmd += ["--resolve", f"{host}:443={'127.0.0.1'}:{upstream.port}"]
+    cmd += list(extra)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"scrubgate exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{mport}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError(f"scrubgate did not become ready:\n{log_path.read_text()}")
+    trust = tmp / "trust.pem"
+    trust.write_bytes((confdir / "mitmproxy-ca-cert.pem").read_bytes() + upstream.ca_pem.read_bytes())
+    return Gateway(proc, port, mport, confdir, audit, log_path, trust)
+
+
+def stop_gateway(gw: Gateway) -> None:
+    gw.proc.terminate()
+    try:
+        gw.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        gw.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory, upstream) -> Gateway:
+    gw = start_gateway(tmp_path_factory.mktemp("gateway"), upstream)
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> str:
+    path = shutil.which("exiftool")
+    if not path:
+        pytest.fail("exiftool is missing: run `make test` (it installs libimage-exiftool-perl)")
+    return path

@@ -1,0 +1,21 @@
+"""Job functions for the worker-pool tests (imported inside worker processes)."""
+
+import os
+import time
+
+
+def echo(x):
+    return x
+
+
+def sleep(seconds):
+    time.sleep(seconds)
+    return "slept"
+
+
+def die(_):
+    os._exit(13)  # a worker dying mid-job, as a segfaulting decoder would
+
+
+def boom(_):
+    raise ValueError("PLANTED-SECRET must not be reported")

@@ -1,0 +1,148 @@
+"""The scrubgate command line, run as a real process."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import ROOT, SCRUBGATE, start_gateway, stop_gateway
+from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture
+
+POLICIES = ROOT / "policies"
+
+
+def scrubgate(*args, timeout=60):
+    return subprocess.run([*SCRUBGATE, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_sanitize_cleans_and_reports_without_values(tmp_path, exiftool):
+    src, out = tmp_path / "in.bin", tmp_path / "out.jpg"  # the name says nothing; the bytes do
+    src.write_bytes(jpeg_with_metadata(tmp_path))
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["input"]["format"] == "jpeg" and report["action"] == "sanitize"
+    assert report["verdict"]["findings"]["location"]["count"] == 1
+    assert not [v for v in PLANTED.values() if v in r.stdout + r.stderr]
+    assert identifying_tags(exif_report(out.read_bytes(), tmp_path)) == []
+
+
+def test_sanitize_refusal_writes_nothing(tmp_path):
+    src, out = tmp_path / "cut.jpg", tmp_path / "out.jpg"
+    src.write_bytes(jpeg_with_metadata(tmp_path)[:500])
+    r = scrubgate("sanitize", str(src), "-o", str(out))
+    assert r.returncode == 3 and not out.exists()
+    assert "corrupt" in r.stderr
+
+
+def test_sanitize_opaque_service_is_refused(tmp_path):
+    src, out = tmp_path / "a.png", tmp_path / "b.png"
+    src.write_bytes(encode(picture(), "PNG"))
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--service", "whatsapp", "--json")
+    assert r.returncode == 3 and json.loads(r.stdout)["reason"] == "opaque_service" and not out.exists()
+
+
+def test_sanitize_usage_errors(tmp_path):
+    assert scrubgate("sanitize", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "o")).returncode == 2
+    src = tmp_path / "a.png"
+    src.write_bytes(encode(picture(), "PNG"))
+    r = scrubgate("sanitize", str(src), "-o", str(tmp_path / "o"), "--service", "myspace")
+    assert r.returncode == 2 and "unknown service" in r.stderr
+    assert scrubgate("sanitize", str(src)).returncode == 2  # -o is required
+
+
+def test_policy_check_prints_the_decision_table():
+    r = scrubgate("policy", "check", str(POLICIES / "default.yaml"))
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.strip()}
+    assert lines["service"][:3] == ["service", "media", "image"]
+    assert lines["whatsapp"][1:3] == ["opaque", "block"]
+    assert lines["slack"][1:3] == ["inspectable", "sanitize"]
+
+
+def test_policy_check_names_the_bad_field(tmp_path):
+    shutil.copy(POLICIES / "services.yaml", tmp_path / "services.yaml")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: p\napproved_channel: {name: a, url: 'https://a'}\nrules:\n  - action: explode\n")
+    r = scrubgate("policy", "check", str(bad))
+    assert r.returncode == 1 and "rules[0].action" in r.stderr
+
+
+def test_run_rejects_a_bad_resolve_spec():
+    r = scrubgate("run", "--listen-port", "0", "--metrics-port", "0", "--resolve", "nonsense")
+    assert r.returncode == 2 and "HOST:PORT=ADDR:PORT" in r.stderr
+
+
+def test_help_documents_the_contract():
+    r = scrubgate("run", "--help")
+    for flag in ("--policy", "--listen-host", "--listen-port", "--metrics-host", "--metrics-port", "--confdir",
+                 "--mode", "--set", "--audit-log", "--resolve"):
+        assert flag in r.stdout
+    assert "exit status" in scrubgate("sanitize", "--help").stdout
+
+
+def test_ca_command_creates_the_ca(tmp_path):
+    r = scrubgate("ca", "--confdir", str(tmp_path))
+    assert r.returncode == 0 and Path(r.stdout.strip()).is_file()
+
+
+def test_stock_mitmdump_loads_the_addons(tmp_path, upstream):
+    """Admins debug with mitmdump/mitmweb -s; the same addons must load there."""
+    from conftest import free_port
+    port, mport = free_port(), free_port()
+    mitmdump = Path(sys.executable).parent / "mitmdump"
+    proc = subprocess.Popen([str(mitmdump), "-q", "-s", str(ROOT / "addons/scrubgate/mitmaddon.py"),
+                             "--listen-port", str(port), "--set", f"scrubgate_metrics_port={mport}",
+                             "--set", f"confdir={tmp_path}"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"http://127.0.0.1:{mport}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("mitmdump with scrubgate never became ready")
+        assert "scrubgate_policy_info" in httpx.get(f"http://127.0.0.1:{mport}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_policy_hot_reload_and_bad_reload(tmp_path, upstream):
+    policy_dir = tmp_path / "policies"
+    shutil.copytree(POLICIES, policy_dir)
+    policy = policy_dir / "default.yaml"
+    gw = start_gateway(tmp_path, upstream, policy=policy)
+    try:
+        jpeg = encode(picture(), "JPEG", comment=b"x" * 10)
+        with gw.client() as c:
+            assert c.post("https://slack.com/api/files.upload", files={"f": ("a.jpg", jpeg)}).status_code == 200
+            # A new, valid policy that blocks images is picked up without a restart.
+            policy.write_text(policy.read_text().replace("version: \"2026.11.1\"", "version: \"reloaded\"")
+                              .replace("content: [image, dicom, archive]\n    action: sanitize",
+                                       "content: [image, dicom, archive]\n    action: block"))
+            wait_for(lambda: 'version="reloaded"' in gw.metrics())
+            assert c.post("https://slack.com/api/files.upload", files={"f": ("a.jpg", jpeg)}).status_code == 403
+            # A broken file is reported and counted; the running policy stays.
+            policy.write_text("name: [broken\n")
+            wait_for(lambda: 'scrubgate_policy_reloads_total{result="failure"} 1.0' in gw.metrics())
+            assert 'version="reloaded"' in gw.metrics()
+            assert c.post("https://slack.com/api/files.upload", files={"f": ("a.jpg", jpeg)}).status_code == 403
+        assert "policy reload failed" in gw.log()
+    finally:
+        stop_gateway(gw)
+
+
+def wait_for(check, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")

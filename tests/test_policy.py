@@ -1,0 +1,91 @@
+"""Policies and the catalogue: shipped files are valid, errors name the field."""
+
+from pathlib import Path
+
+import pytest
+
+from scrubgate.policy import Policy, PolicyError, ServiceCatalogue
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+@pytest.mark.parametrize("name", ["default", "strict", "monitor"])
+def test_shipped_policies_are_valid(name):
+    p = Policy.load(POLICIES / f"{name}.yaml")
+    assert p.name == name and p.approved_channel.url
+
+
+def test_catalogue_covers_the_required_services():
+    cat = ServiceCatalogue.load(POLICIES / "services.yaml")
+    required = {"whatsapp", "signal", "telegram", "snapchat", "messenger", "messenger_e2ee", "instagram",
+                "x", "discord", "slack", "google_drive", "teams_consumer", "viber", "wechat", "line",
+                "imgur", "dropbox", "wetransfer"}
+    assert required <= set(cat.by_id)
+    assert cat.by_id["whatsapp"].media == "opaque" and cat.by_id["slack"].media == "inspectable"
+    text = (POLICIES / "services.yaml").read_text()
+    assert text.count("https://") >= len(required)  # every entry cites sources
+
+
+def test_routing_and_shared_hosts():
+    cat = ServiceCatalogue.load(POLICIES / "services.yaml")
+    assert cat.route("files.slack.com", "/upload/v1/abc").id == "slack"
+    assert cat.route("SLACK.COM", "/api/chat.postMessage").id == "slack"
+    assert cat.route("mmg.whatsapp.net", "/mms/image/x").id == "whatsapp"
+    assert cat.route("rupload.facebook.com", "/messenger_eb/123").id == "messenger_e2ee"
+    assert cat.route("www.bank.example", "/") is None
+    assert cat.route("notslack.com", "/") is None
+
+
+def test_allow_hosts_patterns_match_host_port_strings():
+    import re
+    cat = ServiceCatalogue.load(POLICIES / "services.yaml")
+    pats = [re.compile(p, re.I) for p in cat.allow_hosts_patterns()]
+    hit = lambda h: any(p.search(h) for p in pats)  # noqa: E731
+    assert hit("files.slack.com:443") and hit("mmg.whatsapp.net:443")
+    assert not hit("evilslack.com:443") and not hit("127.0.0.1:443") and not hit("bank.example.org:443")
+
+
+def test_default_decisions():
+    p = Policy.load(POLICIES / "default.yaml")
+    table = {sid: acts for sid, _, acts in p.decision_table()}
+    assert table["whatsapp"]["image"] == "block"
+    assert table["slack"]["image"] == "sanitize" and table["slack"]["other"] == "block"
+
+
+def test_errors_name_the_field(tmp_path):
+    (tmp_path / "services.yaml").write_text((POLICIES / "services.yaml").read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""
+name: bad
+approved_channel: {name: x, url: ftp://nope}
+fail: sometimes
+limits: {max_body_bytes: -5, job_timout_seconds: 3}
+rules:
+  - content: [image, pdf]
+    action: scrub
+  - services: [myspace]
+    action: block
+""")
+    with pytest.raises(PolicyError) as e:
+        Policy.load(bad)
+    msg = "\n".join(e.value.errors)
+    for expected in ("approved_channel.url", "policy.fail", "limits.max_body_bytes", "limits.job_timout_seconds",
+                     "rules[0].content", "rules[0].action", "rules[1].services"):
+        assert expected in msg, msg
+
+
+def test_yaml_syntax_error_gives_a_line(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(PolicyError) as e:
+        Policy.load(bad)
+    assert "line" in e.value.errors[0]
+
+
+def test_shipped_pac_file_matches_the_catalogue():
+    import subprocess
+    import sys
+    root = POLICIES.parent
+    r = subprocess.run([sys.executable, "deploy/pac/make_pac.py", "--proxy", "scrubgate.example.internal:8080",
+                        "--check"], cwd=root, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
