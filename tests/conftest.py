@@ -32,10 +32,18 @@ UPSTREAM_HOSTS = ["slack.com", "files.slack.com", "mmg.whatsapp.net", "api.imgur
                   "upload.twitter.com", "bank.example.org"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports (the sockets stay open until all are chosen, so no repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @dataclass
@@ -137,7 +145,7 @@ class Gateway:
 
 
 def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, extra: list[str] = ()) -> Gateway:
-    port, mport = free_port(), free_port()
+    port, mport = free_ports(2)
     confdir, audit, log_path = tmp / "conf", tmp / "audit.jsonl", tmp / "gateway.log"
     cmd = [*SCRUBGATE, "run", "--listen-port", str(port), "--metrics-port", str(mport),
            "--confdir", str(confdir), "--audit-log", str(audit), "--workers", "2",

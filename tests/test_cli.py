@@ -92,8 +92,8 @@ def test_ca_command_creates_the_ca(tmp_path):
 
 def test_stock_mitmdump_loads_the_addons(tmp_path, upstream):
     """Admins debug with mitmdump/mitmweb -s; the same addons must load there."""
-    from conftest import free_port
-    port, mport = free_port(), free_port()
+    from conftest import free_ports
+    port, mport = free_ports(2)
     mitmdump = Path(sys.executable).parent / "mitmdump"
     proc = subprocess.Popen([str(mitmdump), "-q", "-s", str(ROOT / "addons/scrubgate/mitmaddon.py"),
                              "--listen-port", str(port), "--set", f"scrubgate_metrics_port={mport}",

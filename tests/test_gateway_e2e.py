@@ -205,6 +205,7 @@ def test_h_plain_requests_flow_while_a_slow_job_runs(gateway, upstream, tmp_path
             latencies.append(time.monotonic() - t0)
             finished.append(time.monotonic())
     t.join(timeout=120)
+    print(f"slow upload {done.get('seconds', 0):.2f} s; chat latencies {[round(x, 3) for x in latencies]}")
     assert done.get("status") == 200, done
     assert done["seconds"] > 1.0, f"the slow job was not slow ({done['seconds']:.2f} s): test proves nothing"
     # Most chat messages completed while the upload was still being cleaned.
