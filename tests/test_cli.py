@@ -77,6 +77,11 @@ def test_run_rejects_a_bad_resolve_spec():
     assert r.returncode == 2 and "HOST:PORT=ADDR:PORT" in r.stderr
 
 
+def test_run_refuses_options_that_would_bypass_inspection():
+    r = scrubgate("run", "--listen-port", "0", "--metrics-port", "0", "--set", "stream_large_bodies=1m")
+    assert r.returncode == 2 and "stream_large_bodies" in r.stderr
+
+
 def test_help_documents_the_contract():
     r = scrubgate("run", "--help")
     for flag in ("--policy", "--listen-host", "--listen-port", "--metrics-host", "--metrics-port", "--confdir",

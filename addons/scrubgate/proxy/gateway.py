@@ -64,6 +64,11 @@ class Gateway:
                           "other host is tunnelled without decryption.")
 
     def configure(self, updated) -> None:
+        if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
+            # mitmproxy would stream large uploads straight to the upstream, past every addon.
+            raise exceptions.OptionsError(
+                "stream_large_bodies cannot be used with scrubgate: streamed uploads would leave "
+                "uninspected. Use the policy's limits.max_body_bytes instead.")
         if "scrubgate_policy" in updated:
             try:
                 policy = Policy.load(ctx.options.scrubgate_policy)
