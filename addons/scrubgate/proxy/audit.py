@@ -63,6 +63,7 @@ class Audit:
         self.gateway = gateway
         self._file = None
         self._lock = threading.Lock()
+        gateway.on_sighup.append(self._reopen)  # logrotate moves the file, then sends SIGHUP
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_audit_log", str, "",
@@ -84,16 +85,6 @@ class Audit:
             elif path:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
                 self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
-
-    def running(self) -> None:
-        import asyncio
-        import signal
-        try:
-            loop = asyncio.get_running_loop()
-            previous = self.gateway.reload
-            loop.add_signal_handler(signal.SIGHUP, lambda: (previous(), self._reopen()))
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
 
     def request(self, flow: http.HTTPFlow) -> None:
         d = flow.metadata.get("scrubgate")

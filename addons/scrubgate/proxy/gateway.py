@@ -51,6 +51,8 @@ class Gateway:
         self.pool: WorkerPool | None = None
         self._watch: asyncio.Task | None = None
         self._mtimes: tuple = ()
+        # Other addons (the audit log) add what they must do on SIGHUP here.
+        self.on_sighup: list = [self.reload]
 
     # -- options ---------------------------------------------------------------------------
     def load(self, loader) -> None:
@@ -100,13 +102,20 @@ class Gateway:
         self.pool = WorkerPool(ctx.options.scrubgate_workers, limits.max_queue if limits else 64,
                                on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc())
         await self.pool.start()
-        metrics.WORKERS.set(self.pool.size)
+        pool = self.pool  # gauges read the pool at scrape time, so they are never stale
+        metrics.WORKERS.set_function(lambda: pool.size)
+        metrics.WORKERS_BUSY.set_function(lambda: pool.busy)
+        metrics.QUEUE_DEPTH.set_function(lambda: pool.waiting)
         log.info(f"{self.pool.size} sanitiser workers ready")
         self._watch = asyncio.create_task(self._watch_policy())
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._sighup)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (e.g. embedded in a test harness)
+
+    def _sighup(self) -> None:
+        for callback in self.on_sighup:
+            callback()
 
     async def done(self) -> None:
         if self._watch:
@@ -230,7 +239,6 @@ class Gateway:
 
     async def _run(self, job: BodyJob, decision: Decision, policy: Policy) -> BodyOutcome:
         assert self.pool is not None
-        metrics.QUEUE_DEPTH.set(self.pool.waiting + 1)
         t0 = time.perf_counter()
         try:
             return await self.pool.run(INSPECT_JOB, job, policy.limits.job_timeout_seconds)
@@ -241,8 +249,6 @@ class Gateway:
             return BodyOutcome("block", e.reason, str(e))
         finally:
             decision.job_seconds = time.perf_counter() - t0
-            metrics.QUEUE_DEPTH.set(self.pool.waiting)
-            metrics.WORKERS_BUSY.set(self.pool.busy)
 
     def _block(self, flow: http.HTTPFlow, decision: Decision, reason: str, detail: str) -> None:
         decision.action, decision.reason, decision.detail = "block", reason, detail
