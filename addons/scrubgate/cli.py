@@ -158,7 +158,9 @@ def policy_check(path: str) -> int:
 
 
 def sanitize_command(args) -> int:
-    from .engine import EngineOptions, sanitize, sniff
+    """The gateway's own pipeline (inspect_body) on one file, as if uploaded to --service."""
+    from .engine import sniff
+    from .inspect import BodyJob, inspect_body
     from .policy import Policy, PolicyError, Service
     try:
         data = Path(args.input).read_bytes()
@@ -179,24 +181,16 @@ def sanitize_command(args) -> int:
         service = Service(id="offline", name="offline", media="inspectable", hosts=())
     try:
         kind = sniff(data)
-        action = policy.action_for(service, kind.content)
+        job = BodyJob(data, "", "", upload=True, opaque=service.media == "opaque",
+                      plan=policy.plan_for(service))
+        outcome = inspect_body(job)
+        files = [p.summary() for p in outcome.payloads]
         report: dict = {"input": {"bytes": len(data), "format": kind.format, "content": kind.content},
-                        "service": service.id, "action": action}
-        verdict = None
-        output: bytes | None
-        if action == "block":
-            output, report["reason"] = None, "opaque_service" if service.media == "opaque" else "policy"
-        elif action == "allow":
-            output = data
-        else:
-            verdict = sanitize(data, EngineOptions(max_pixels=policy.limits.max_pixels, text=policy.text))
-            report["verdict"] = verdict.summary()
-            if verdict.refused and action == "sanitize" and policy.fail == "closed":
-                output, report["reason"] = None, verdict.refused
-            elif verdict.refused or action == "monitor":
-                output = data
-            else:
-                output = verdict.output
+                        "service": service.id, "action": outcome.action, "reason": outcome.reason,
+                        "files": files}
+        if len(files) == 1:
+            report["verdict"] = files[0]
+        output = None if outcome.action == "block" else (outcome.new_body or data)
         if output is not None:
             _write_atomic(Path(args.output), output)
         report["output"] = args.output if output is not None else None
@@ -208,10 +202,10 @@ def sanitize_command(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     elif code == EXIT_REFUSED:
-        detail = verdict.detail if verdict and verdict.refused else ""
-        _err(f"refused ({report['reason']}){': ' + detail if detail else ''}; nothing written")
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        _err(f"refused ({outcome.reason}){detail}; nothing written")
     else:
-        what = ", ".join(verdict.actions) if verdict and verdict.actions else "unchanged"
+        what = "cleaned" if outcome.new_body is not None else "unchanged"
         print(f"{args.output}: {kind.format}, {what}")
     return code
 

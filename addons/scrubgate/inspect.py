@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .carriers import encoding
 from .carriers.extract import extract
 from .engine import EngineOptions, Finding, sanitize
-from .engine.verdict import Refused
+from .engine.verdict import Refused, group_findings
 from .policy.model import SEVERITY, Plan
 
 # Why a request was blocked: a closed set (metric label values).
@@ -55,6 +55,13 @@ class PayloadOutcome:
     sha256_out: str = ""
     bytes_in: int = 0
     bytes_out: int = 0
+
+    def summary(self) -> dict:
+        """JSON-safe description: no bytes, no identifier values."""
+        return {"carrier": self.carrier, "format": self.format, "content": self.content,
+                "action": self.action, "reason": self.reason, "detail": self.detail,
+                "would": self.would, "changed": self.changed, "metadata_removed": self.removed,
+                "findings": group_findings(self.findings)}
 
 
 @dataclass

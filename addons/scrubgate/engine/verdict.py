@@ -80,22 +80,12 @@ class Verdict:
     def changed(self) -> bool:
         return bool(self.actions)
 
-    def findings_by_kind(self) -> dict[str, int]:
-        return dict(Counter(f.kind for f in self.findings))
 
-    def summary(self) -> dict:
-        """JSON-safe description: no bytes, no identifier values."""
-        kinds: dict[str, dict] = {}
-        for f in self.findings:
-            entry = kinds.setdefault(f.kind, {"count": 0, "findings": []})
-            entry["count"] += 1
-            entry["findings"].append(f.as_dict())
-        return {
-            "format": self.format,
-            "content": self.content,
-            "refused": self.refused,
-            "detail": self.detail,
-            "actions": list(self.actions),
-            "metadata_removed": dict(self.removed),
-            "findings": kinds,
-        }
+def group_findings(findings: list[Finding]) -> dict[str, dict]:
+    """{kind: {"count": n, "findings": [...]}}: the shape `--json` and reports print."""
+    kinds: dict[str, dict] = {}
+    for f in findings:
+        entry = kinds.setdefault(f.kind, {"count": 0, "findings": []})
+        entry["count"] += 1
+        entry["findings"].append(f.as_dict())
+    return kinds
