@@ -99,3 +99,12 @@ def test_encoding_limits():
 def test_boundary_parsing():
     assert multipart.boundary_of('multipart/form-data; boundary="a b"') == b"a b"
     assert multipart.boundary_of("application/json") is None
+
+
+def test_text_that_only_starts_like_base64_is_left_alone():
+    b64 = base64.b64encode(encode(picture(400, 300), "JPEG")).decode()
+    assert len(b64) > 8192  # longer than any prefix a quick check would look at
+    doc = {"note": b64 + " -- and then a sentence that is not base64 at all!"}
+    assert extract(json.dumps(doc).encode(), "application/json").payloads() == []
+    wrapped = "\r\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))  # MIME line breaks
+    assert len(extract(json.dumps({"m": wrapped}).encode()).payloads()) == 1

@@ -26,6 +26,7 @@ MAX_PAYLOADS = 256
 MAX_DEPTH = 3
 MIN_EMBEDDED = 64  # shorter base64 strings cannot hold a meaningful image
 _B64 = re.compile(rb"^[A-Za-z0-9+/_\-\r\n]+={0,2}\s*$")
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.I)
 
 
@@ -148,9 +149,13 @@ def _embedded(text: str, label: str, carrier: str) -> Base64 | None:
     if len(raw) != len(text) or not _B64.match(raw[:4096]):
         return None
     urlsafe = b"-" in raw or b"_" in raw
+    compact = raw.strip().replace(b"\r", b"").replace(b"\n", b"")  # MIME-style line breaks
+    if urlsafe:
+        compact = compact.translate(_URLSAFE_TO_STD)
     try:
-        padded = raw.strip() + b"=" * (-len(raw.strip()) % 4)
-        data = (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(padded)
+        # validate=True: a string that is base64 only at its start is text, and must not be
+        # replaced wholesale by a re-encoded file on rebuild.
+        data = base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
     kind = sniff(data)
