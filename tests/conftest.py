@@ -158,22 +158,30 @@ def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, ext
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     logf = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"scrubgate exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{mport}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError(f"scrubgate did not become ready:\n{log_path.read_text()}")
+    wait_ready(proc, mport, log_path)
     trust = tmp / "trust.pem"
     trust.write_bytes((confdir / "mitmproxy-ca-cert.pem").read_bytes() + upstream.ca_pem.read_bytes())
     return Gateway(proc, port, mport, confdir, audit, log_path, trust)
+
+
+def wait_ready(proc: subprocess.Popen, metrics_port: int, log_path: Path | None = None,
+               seconds: float = 60) -> None:
+    """Poll /readyz until it answers 200; fail with the process's log if it dies or never gets there."""
+    def log() -> str:
+        return log_path.read_text(errors="replace") if log_path else ""
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"gateway did not become ready in {seconds:g} s:\n{log()}")
 
 
 def stop_gateway(gw: Gateway) -> None:

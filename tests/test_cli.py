@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, SCRUBGATE, start_gateway, stop_gateway
+from conftest import ROOT, SCRUBGATE, free_ports, start_gateway, stop_gateway, wait_ready
 from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture
 
 POLICIES = ROOT / "policies"
@@ -97,7 +97,6 @@ def test_ca_command_creates_the_ca(tmp_path):
 
 def test_stock_mitmdump_loads_the_addons(tmp_path, upstream):
     """Admins debug with mitmdump/mitmweb -s; the same addons must load there."""
-    from conftest import free_ports
     port, mport = free_ports(2)
     mitmdump = Path(sys.executable).parent / "mitmdump"
     proc = subprocess.Popen([str(mitmdump), "-q", "-s", str(ROOT / "addons/scrubgate/mitmaddon.py"),
@@ -105,14 +104,7 @@ def test_stock_mitmdump_loads_the_addons(tmp_path, upstream):
                              "--set", f"confdir={tmp_path}"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"http://127.0.0.1:{mport}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("mitmdump with scrubgate never became ready")
+        wait_ready(proc, mport)
         assert "scrubgate_policy_info" in httpx.get(f"http://127.0.0.1:{mport}/metrics").text
     finally:
         proc.terminate()
@@ -151,3 +143,22 @@ def wait_for(check, seconds=20):
             return
         time.sleep(0.3)
     raise AssertionError("condition not met in time")
+
+
+def test_sighup_reopens_the_audit_log(tmp_path, upstream):
+    """logrotate moves the file and sends SIGHUP; new records go to a fresh file."""
+    import signal
+    gw = start_gateway(tmp_path, upstream)
+    try:
+        jpeg = encode(picture(), "JPEG", comment=b"x" * 10)
+        with gw.client() as c:
+            assert c.post("https://slack.com/api/files.upload", files={"f": ("a.jpg", jpeg)}).status_code == 200
+            rotated = gw.audit_log.with_suffix(".1")
+            gw.audit_log.rename(rotated)
+            gw.proc.send_signal(signal.SIGHUP)
+            wait_for(gw.audit_log.exists)
+            assert c.post("https://slack.com/api/files.upload", files={"f": ("a.jpg", jpeg)}).status_code == 200
+        assert len(rotated.read_text().splitlines()) == 1
+        wait_for(lambda: len(gw.audit_log.read_text().splitlines()) == 1)
+    finally:
+        stop_gateway(gw)
