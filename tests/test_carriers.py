@@ -108,3 +108,12 @@ def test_text_that_only_starts_like_base64_is_left_alone():
     assert extract(json.dumps(doc).encode(), "application/json").payloads() == []
     wrapped = "\r\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))  # MIME line breaks
     assert len(extract(json.dumps({"m": wrapped}).encode()).payloads()) == 1
+
+
+def test_text_files_are_files_where_files_go():
+    body = _multipart(b"b", [(b'Content-Disposition: form-data; name="file"; filename="list.csv"', b"name,dob\nA,1\n"),
+                             (b'Content-Disposition: form-data; name="comment"', b"see attached")])
+    payloads = extract(body, "multipart/form-data; boundary=b").payloads()
+    assert [(p.label, p.kind.content) for p in payloads] == [("part 1", "other")]
+    assert extract(b"plain words", "text/plain").payloads() == []  # a chat message
+    assert extract(b"plain words", "text/plain", upload=True).payloads()[0].kind.content == "other"

@@ -46,6 +46,13 @@ def test_sanitize_opaque_service_is_refused(tmp_path):
     assert r.returncode == 3 and json.loads(r.stdout)["reason"] == "opaque_service" and not out.exists()
 
 
+def test_sanitize_refuses_files_it_cannot_clean(tmp_path):
+    src, out = tmp_path / "patients.txt", tmp_path / "out.txt"
+    src.write_text("Jane Doe, 943 476 5919\n")
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--json")
+    assert r.returncode == 3 and json.loads(r.stdout)["verdict"]["content"] == "other" and not out.exists()
+
+
 def test_sanitize_usage_errors(tmp_path):
     assert scrubgate("sanitize", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "o")).returncode == 2
     src = tmp_path / "a.png"

@@ -280,3 +280,12 @@ def test_chunked_upload_protocol_is_blocked(gateway, upstream):
                    files={"media": ("blob", b"\xff\xd8\xff" + b"\x00" * 100)})
     assert r.status_code == 403 and r.json()["reason"] == "chunked_upload"
     assert upstream.received("/1.1/media/upload.json") == []
+
+
+def test_text_file_that_cannot_be_cleaned_is_blocked(gateway, upstream):
+    """A CSV of patients is a file scrubgate cannot clean: default policy blocks 'other'."""
+    with gateway.client() as c:
+        r = c.post("https://slack.com/api/files.upload?csv=1", data={"channels": "C1"},
+                   files={"file": ("patients.csv", b"name,nhs\nJane Doe,9434765919\n", "text/csv")})
+    assert r.status_code == 403 and r.json()["reason"] == "policy"
+    assert [q for q in upstream.received("/api/files.upload") if "csv" in q.path] == []

@@ -207,7 +207,7 @@ def _as_form(data: bytes) -> Form | None:
 
 
 def _parse(data: bytes, content_type: str, label: str, carrier: str, depth: int,
-           binary_is_file: bool) -> Node:
+           is_file: bool) -> Node:
     kind = sniff(data)
     if kind.format != "unknown":
         return Raw(Payload(data, carrier, label, kind))
@@ -219,8 +219,10 @@ def _parse(data: bytes, content_type: str, label: str, carrier: str, depth: int,
             for i, part in enumerate(parts):
                 content = data[part.content_start:part.content_end]
                 ctype = (part.header(b"content-type") or b"").decode("latin-1")
-                child = _parse(content, ctype, f"part {i + 1}", "multipart", depth + 1,
-                               binary_is_file or part.filename is not None)
+                # On an upload endpoint a binary part is a file too; a text part without a
+                # file name is a form field (a channel id, a comment).
+                part_is_file = part.filename is not None or (is_file and not looks_like_text(content))
+                child = _parse(content, ctype, f"part {i + 1}", "multipart", depth + 1, part_is_file)
                 if child.payloads():
                     node.children[i] = child
             return node
@@ -230,17 +232,19 @@ def _parse(data: bytes, content_type: str, label: str, carrier: str, depth: int,
                 return node
     if looks_like_text(data):
         embedded = _embedded(data.decode("utf-8", "replace").strip(), label, "base64")
-        return embedded if embedded is not None else Opaque(data)
-    if binary_is_file:
-        return Raw(Payload(data, carrier, label, kind))  # a file we cannot name: kind "other"
-    return Opaque(data)  # an API's binary message (protobuf, ciphertext frames), not a file
+        if embedded is not None:
+            return embedded
+    if is_file:
+        # A file we cannot name -- binary, or text such as a CSV of patients: kind "other".
+        return Raw(Payload(data, carrier, label, kind))
+    return Opaque(data)  # a chat message, or an API's binary message (protobuf, ciphertext)
 
 
 def extract(body: bytes, content_type: str = "", upload: bool = False) -> Node:
     """Parse a decoded request body into its carrier tree.
 
     Recognised files (images, DICOM, archives) are payloads wherever they sit.
-    Unrecognised binary counts as a file (kind "other") only where a file is
+    Anything else counts as a file (kind "other") only where a file is
     expected: on a service's upload endpoint (`upload=True`) or in a multipart
     part with a file name. Raises Refused for malformed carriers.
     """
