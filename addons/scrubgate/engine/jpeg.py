@@ -17,8 +17,9 @@ import re
 import struct
 from collections import Counter
 
+from . import raster
 from .metadata import inspect_exif, inspect_iptc, inspect_xmp, minimal_exif
-from .verdict import Finding, Refused, Verdict
+from .verdict import Finding, Refused, Verdict, finish
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF,
                 0xF7}  # F7: JPEG-LS
@@ -133,11 +134,56 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
     if orientation != 1:
         head.append(_segment(0xE1, b"Exif\x00\x00" + minimal_exif(orientation)))
     out = b"".join([b"\xff\xd8", *head, *body])
-    verdict.findings = findings
-    verdict.removed = removed
-    if removed:
-        verdict.actions.append("metadata_removed")
-        verdict.output = out
-    else:
-        verdict.output = data
-    return verdict
+    return finish(verdict, removed, findings, out, data)
+
+
+# --- pixels -----------------------------------------------------------------
+# decode() for the pixel scanner: the picture upright, and an encoder that
+# writes it back with the original quantisation tables, chroma subsampling,
+# progressive flag and ICC profile, and no EXIF (the pixels are upright now).
+
+
+
+def decode(data: bytes, limits):
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps, JpegImagePlugin
+
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=["JPEG", "MPO"])
+            raster.check_size(*im.size, 1, limits, "JPEG")  # from the frame header, nothing decoded yet
+            quantization = dict(im.quantization)
+            sampling = JpegImagePlugin.get_sampling(im)
+            icc = im.info.get("icc_profile")
+            progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+            dpi = im.info.get("dpi")
+            im.load()  # an MPO's first picture only: the others go with strip()
+            frame = ImageOps.exif_transpose(im)
+            im.close()
+    except Image.DecompressionBombError:
+        raise Refused("too_large", "JPEG is over the pixel limit") from None
+    except raster.DECODE_ERRORS as e:
+        raise Refused("corrupt", f"JPEG could not be decoded ({type(e).__name__})") from None
+    frame.info = {}
+
+    def encode(edited: list) -> bytes:
+        (f,) = edited
+        f.load()
+        bare = f._new(f.im)  # shares the pixels; carries none of the caller's info (comments, EXIF)
+        bare.info = {}
+        kw: dict = {"qtables": quantization, "progressive": progressive}
+        if sampling != -1:
+            kw["subsampling"] = sampling
+        if icc:
+            kw["icc_profile"] = icc
+        if dpi:
+            kw["dpi"] = dpi
+        buf = io.BytesIO()
+        bare.save(buf, "JPEG", **kw)
+        return buf.getvalue()
+
+    return raster.Decoded(frames=[frame], encode=encode, photographic=True)

@@ -12,8 +12,9 @@ import struct
 import zlib
 from collections import Counter
 
+from . import raster
 from .metadata import inspect_exif
-from .verdict import Finding, Refused, Verdict
+from .verdict import Finding, Refused, Verdict, finish
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -81,11 +82,80 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
         raise Refused("corrupt", "PNG has no image data")
     if pos < n:
         removed["trailing_data"] += 1
-    verdict.removed = removed
-    verdict.findings = findings
-    if removed:
-        verdict.actions.append("metadata_removed")
-        verdict.output = b"".join(out)
-    else:
-        verdict.output = data
-    return verdict
+    return finish(verdict, removed, findings, lambda: b"".join(out), data)
+
+
+# --- pixels -----------------------------------------------------------------
+# decode() for the pixel scanner: every frame (APNG frames composited by
+# Pillow) in the file's own mode, and an encoder that keeps the mode, palette
+# bit depth, transparency, ICC profile and the colour chunks (gAMA, cHRM,
+# sRGB, cICP, ...), and for APNG the frame count, delays and loop count.
+# 16-bit colour (not grey) comes back as 8-bit: Pillow has no such mode.
+
+_COLOUR_CHUNKS = (b"gAMA", b"cHRM", b"sRGB", b"cICP", b"mDCV", b"mDCv", b"cLLI", b"cLLi", b"sBIT", b"pHYs")
+
+
+def _colour_chunks(data: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The palette bit depth and the chunks that change how the pixels look."""
+    if not data.startswith(SIGNATURE) or len(data) < 33:
+        raise Refused("corrupt", "PNG signature missing")
+    depth = data[24]
+    chunks, pos = [], 8
+    while pos + 12 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        if ctype in (b"IDAT", b"IEND") or pos + 12 + length > len(data):
+            break
+        if ctype in _COLOUR_CHUNKS:
+            chunks.append((ctype, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return depth, chunks
+
+
+def decode(data: bytes, limits):
+    import io
+    import warnings
+
+    from PIL import Image
+
+    depth, chunks = _colour_chunks(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+                n = getattr(im, "n_frames", 1)
+                raster.check_size(*im.size, n, limits, "PNG")  # IHDR and acTL only so far
+                transparency = im.info.get("transparency")
+                icc = im.info.get("icc_profile")
+                loop = im.info.get("loop", 0)
+                frames, durations = raster.read_frames(im, n)
+    except Image.DecompressionBombError:
+        raise Refused("too_large", "PNG is over the pixel limit") from None
+    except raster.DECODE_ERRORS as e:
+        raise Refused("corrupt", f"PNG could not be decoded ({type(e).__name__})") from None
+    if len({f.mode for f in frames}) > 1:
+        frames = [f.convert("RGBA") for f in frames]
+        transparency = None
+
+    def encode(edited: list) -> bytes:
+        from PIL.PngImagePlugin import PngInfo
+
+        bare = raster.bare(edited, len(frames))
+        info = PngInfo()
+        for ctype, body in chunks:
+            info.add(ctype, body)
+        kw: dict = {"pnginfo": info}
+        if icc:
+            kw["icc_profile"] = icc
+        if transparency is not None and bare[0].mode in ("1", "L", "I", "I;16", "P", "RGB"):
+            kw["transparency"] = transparency
+        if bare[0].mode == "P" and depth < 8:
+            kw["bits"] = depth
+        if len(bare) > 1:
+            # Frames are full composited canvases: draw each over the last, replacing it.
+            kw.update(save_all=True, append_images=bare[1:], duration=durations, loop=loop,
+                      disposal=0, blend=0, default_image=False)
+        buf = io.BytesIO()
+        bare[0].save(buf, "PNG", **kw)
+        return buf.getvalue()
+
+    return raster.Decoded(frames=frames, encode=encode)

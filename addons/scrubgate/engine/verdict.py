@@ -21,6 +21,16 @@ IDENTIFIER_KINDS = (
     "unique_id",  # image unique IDs, document IDs
     "maker_note",  # opaque vendor blobs that often hold serials
     "free_text",  # captions, comments, descriptions: anything may be in there
+    # found in the pixels (burned-in text, codes, faces)
+    "national_id",  # NHS number, CHI, BSN, RRN, KVNR, NIR, PPSN, SSN, MBI ...
+    "mrn",  # hospital / medical record numbers, accession numbers
+    "phone",
+    "email",
+    "postcode",
+    "address",
+    "institution",  # hospital and clinic names
+    "barcode",  # 1D codes, QR, DataMatrix: always taken as identifying
+    "face",  # full-face photographs (HIPAA Safe Harbor identifier)
 )
 
 # Why a payload could not be passed on. Also a closed set (metric labels).
@@ -30,6 +40,8 @@ REFUSAL_REASONS = (
     "too_large",  # pixel count, body size or payload count over a limit
     "undecodable",  # a carrier (encoding, multipart, base64) that does not decode
     "engine_error",  # a bug: the handler raised something unexpected
+    "identifiable_face",  # a face in a photo, under a policy that blocks faces
+    "ocr_unavailable",  # Tesseract or its language data is missing: cannot vouch for pixels
 )
 
 
@@ -89,3 +101,17 @@ def group_findings(findings: list[Finding]) -> dict[str, dict]:
         entry["count"] += 1
         entry["findings"].append(f.as_dict())
     return kinds
+
+
+def finish(verdict: Verdict, removed: Counter, findings, cleaned, original: bytes) -> Verdict:
+    """The common tail of every lossless stripper: the cleaned copy goes out only when
+    something was removed; otherwise the original bytes, untouched. `cleaned` may be
+    a callable so the copy is only assembled when needed."""
+    verdict.removed = removed
+    verdict.findings = list(findings)
+    if removed:
+        verdict.actions.append("metadata_removed")
+        verdict.output = cleaned() if callable(cleaned) else cleaned
+    else:
+        verdict.output = original
+    return verdict

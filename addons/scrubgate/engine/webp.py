@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
+from . import raster
 from .metadata import inspect_exif, inspect_xmp
 from .verdict import Finding, Refused, Verdict
 
@@ -83,3 +84,68 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
     verdict.output = b"RIFF" + struct.pack("<I", len(payload)) + payload
     verdict.actions.append("metadata_removed")
     return verdict
+
+
+# --- pixels -----------------------------------------------------------------
+# decode() for the pixel scanner: every frame, and an encoder that keeps
+# lossless files lossless (exact, colours under transparent pixels kept),
+# writes lossy ones at quality 90, and keeps frame delays, loop count,
+# background colour and the ICC profile. Nothing else.
+
+
+
+def _is_lossless(data: bytes) -> bool:
+    """True when every image bitstream (top-level or inside ANMF frames) is VP8L."""
+    kinds: set[bytes] = set()
+
+    def walk(pos: int, end: int) -> None:
+        while pos + 8 <= end:
+            ctype, length = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            if ctype in (b"VP8 ", b"VP8L"):
+                kinds.add(ctype)
+            elif ctype == b"ANMF":
+                walk(pos + 8 + 16, min(pos + 8 + length, end))
+            pos += 8 + length + (length & 1)
+
+    walk(12, len(data))
+    return kinds == {b"VP8L"}
+
+
+def decode(data: bytes, limits):
+    import io
+    import warnings
+
+    from PIL import Image
+
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise Refused("corrupt", "WebP RIFF header missing")
+    lossless = _is_lossless(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
+                n = getattr(im, "n_frames", 1)
+                raster.check_size(*im.size, n, limits, "WebP")  # from the headers, nothing decoded yet
+                icc = im.info.get("icc_profile")
+                loop = im.info.get("loop", 0)
+                background = im.info.get("background")
+                frames, durations = raster.read_frames(im, n)
+    except Image.DecompressionBombError:
+        raise Refused("too_large", "WebP is over the pixel limit") from None
+    except raster.DECODE_ERRORS as e:
+        raise Refused("corrupt", f"WebP could not be decoded ({type(e).__name__})") from None
+
+    def encode(edited: list) -> bytes:
+        bare = raster.bare(edited, len(frames))
+        kw: dict = {"lossless": True, "exact": True} if lossless else {"quality": 90}
+        if icc:
+            kw["icc_profile"] = icc
+        if len(bare) > 1:
+            kw.update(save_all=True, append_images=bare[1:], duration=durations, loop=loop)
+            if background is not None:
+                kw["background"] = background
+        buf = io.BytesIO()
+        bare[0].save(buf, "WEBP", **kw)
+        return buf.getvalue()
+
+    return raster.Decoded(frames=frames, encode=encode, photographic=not lossless)
