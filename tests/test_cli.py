@@ -31,6 +31,24 @@ def test_sanitize_cleans_and_reports_without_values(tmp_path, exiftool):
     assert identifying_tags(exif_report(out.read_bytes(), tmp_path)) == []
 
 
+def test_sanitize_burned_in_text_reports_kinds_and_boxes_never_values(tmp_path):
+    from pictures import IDENTIFIERS, viewer_screen
+
+    src, out = tmp_path / "screen", tmp_path / "clean.png"
+    src.write_bytes(encode(viewer_screen(), "PNG"))
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    findings = json.loads(r.stdout)["verdict"]["findings"]
+    assert {"national_id", "date", "mrn", "person_name"} <= set(findings)
+    assert all(len(f["box"]) == 4 for f in findings["national_id"]["findings"])
+    leaked = [t for t in IDENTIFIERS for part in t.replace("^", " ").split() if len(part) > 4
+              and part in r.stdout + r.stderr]
+    assert leaked == []
+    # --text none: metadata and codes only; the human line names what went.
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--text", "none", timeout=120)
+    assert r.returncode == 0 and "unchanged" in r.stdout
+
+
 def test_sanitize_refusal_writes_nothing(tmp_path):
     src, out = tmp_path / "cut.jpg", tmp_path / "out.jpg"
     src.write_bytes(jpeg_with_metadata(tmp_path)[:500])

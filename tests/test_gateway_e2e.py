@@ -289,3 +289,25 @@ def test_text_file_that_cannot_be_cleaned_is_blocked(gateway, upstream):
                    files={"file": ("patients.csv", b"name,nhs\nJane Doe,9434765919\n", "text/csv")})
     assert r.status_code == 403 and r.json()["reason"] == "policy"
     assert [q for q in upstream.received("/api/files.upload") if "csv" in q.path] == []
+
+
+def test_i_burned_in_identifiers_are_painted_out_in_flight(gateway, upstream):
+    """A screenshot of a viewer with the patient banner burned in, uploaded to Discord:
+    the upstream gets the picture with the banner lines gone and the technical text kept."""
+    from judges import legible, read_text
+    from pictures import IDENTIFIERS, viewer_screen
+
+    screen = viewer_screen()
+    buf = io.BytesIO()
+    screen.save(buf, "PNG")
+    with gateway.client() as c:
+        r = c.post("https://discord.com/api/v9/channels/123/messages",
+                   files={"files[0]": ("image.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    got = upstream.received("/api/v9/channels/123/messages")[-1]
+    _, cleaned = multipart_files(got.body, got.headers["content-type"])["files[0]"]
+    after = read_text(cleaned)
+    assert [t for t in IDENTIFIERS if legible(t, after)] == [], after
+    assert legible("W 400 L 40", after)
+    metrics = gateway.metrics()
+    assert re.search(r'scrubgate_identifiers_total\{kind="national_id",source="pixels"\} [1-9]', metrics)

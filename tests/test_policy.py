@@ -59,6 +59,8 @@ def test_errors_name_the_field(tmp_path):
 name: bad
 approved_channel: {name: x, url: ftp://nope}
 fail: sometimes
+faces: pixelate
+text: everything
 limits: {max_body_bytes: -5, job_timout_seconds: 3}
 rules:
   - content: [image, pdf]
@@ -69,7 +71,8 @@ rules:
     with pytest.raises(PolicyError) as e:
         Policy.load(bad)
     msg = "\n".join(e.value.errors)
-    for expected in ("approved_channel.url", "policy.fail", "limits.max_body_bytes", "limits.job_timout_seconds",
+    for expected in ("approved_channel.url", "policy.fail", "policy.faces", "policy.text",
+                     "limits.max_body_bytes", "limits.job_timout_seconds",
                      "rules[0].content", "rules[0].action", "rules[1].services"):
         assert expected in msg, msg
 
@@ -89,3 +92,12 @@ def test_shipped_pac_file_matches_the_catalogue():
     r = subprocess.run([sys.executable, "deploy/pac/make_pac.py", "--proxy", "scrubgate.example.internal:8080",
                         "--check"], cwd=root, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pixel_choices_reach_the_worker_plan():
+    strict = Policy.load(POLICIES / "strict.yaml")
+    plan = strict.plan_for(strict.catalogue.by_id["slack"])
+    assert (plan.text, plan.faces) == ("all", "block")
+    default = Policy.load(POLICIES / "default.yaml")
+    plan = default.plan_for(default.catalogue.by_id["slack"])
+    assert (plan.text, plan.faces) == ("identifiers", "blur")

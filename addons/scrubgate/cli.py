@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from . import __version__, paths
@@ -33,6 +35,13 @@ The policy file is reloaded when it changes and on SIGHUP; an invalid new file i
 logged, counted in scrubgate_policy_reloads_total{result="failure"} and ignored."""
 
 SANITIZE_EPILOG = """\
+what is cleaned:
+  images (JPEG, PNG/APNG, WebP, GIF, TIFF, BMP, HEIC/HEIF/AVIF): all metadata (EXIF, GPS,
+  XMP, IPTC, comments, text chunks) is dropped by copying bytes; then the pixels are read
+  (Tesseract OCR, several passes), and lines of burned-in text that carry an identifier
+  are painted out with a solid box, barcodes/QR/DataMatrix always, faces in photographs
+  blurred. The picture is re-encoded only when pixels changed (JPEG keeps its tables).
+
 exit status:
   0  OUTPUT written (cleaned, or already clean)
   1  internal error (nothing written)
@@ -94,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     san.add_argument("--service", metavar="NAME",
                      help="apply the policy as for uploads to this catalogue service (e.g. slack); "
                           "default: as for any plain-HTTPS service")
+    san.add_argument("--text", choices=("identifiers", "all", "none"),
+                     help="override the policy: burned-in text to paint out (identifiers: lines "
+                          "carrying names, IDs, dates...; all: every word; none: metadata, codes "
+                          "and faces only)")
+    san.add_argument("--faces", choices=("blur", "block", "keep"),
+                     help="override the policy: what to do with faces in photographs")
     san.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
 
     pol = sub.add_parser("policy", help="work with policy files")
@@ -181,8 +196,11 @@ def sanitize_command(args) -> int:
         service = Service(id="offline", name="offline", media="inspectable", hosts=())
     try:
         kind = sniff(data)
-        job = BodyJob(data, "", "", upload=True, opaque=service.media == "opaque",
-                      plan=policy.plan_for(service))
+        plan = policy.plan_for(service)
+        overrides = {k: v for k, v in (("text", args.text), ("faces", args.faces)) if v}
+        if overrides:
+            plan = dataclasses.replace(plan, **overrides)
+        job = BodyJob(data, "", "", upload=True, opaque=service.media == "opaque", plan=plan)
         outcome = inspect_body(job)
         files = [p.summary() for p in outcome.payloads]
         report: dict = {"input": {"bytes": len(data), "format": kind.format, "content": kind.content},
@@ -206,7 +224,9 @@ def sanitize_command(args) -> int:
         _err(f"refused ({outcome.reason}){detail}; nothing written")
     else:
         what = "cleaned" if outcome.new_body is not None else "unchanged"
-        print(f"{args.output}: {kind.format}, {what}")
+        found = Counter(f.kind for p in outcome.payloads for f in p.findings)
+        listed = ", ".join(f"{k} x{n}" for k, n in sorted(found.items()))
+        print(f"{args.output}: {kind.format}, {what}" + (f"; removed {listed}" if listed else ""))
     return code
 
 

@@ -22,6 +22,7 @@ BLOCK_REASONS = (
     "opaque_service",  # media to an end-to-end-encrypted messenger
     "chunked_upload",  # one part of a multi-request upload
     "corrupt", "unsupported_format", "too_large", "undecodable", "engine_error",  # engine refusals
+    "identifiable_face", "ocr_unavailable",
     "timeout",  # the worker did not finish in time
     "worker_crash",  # the worker process died
     "overloaded",  # too many uploads waiting for a worker
@@ -98,7 +99,7 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
     if len(payloads) > plan.limits.max_payloads:
         return _refusal(job, "too_large", f"request carries {len(payloads)} files, over the limit")
 
-    options = EngineOptions(max_pixels=plan.limits.max_pixels, text=plan.text)
+    options = EngineOptions(max_pixels=plan.limits.max_pixels, text=plan.text, faces=plan.faces)
     outcomes: list[PayloadOutcome] = []
     failed_open = False
     for p in payloads:

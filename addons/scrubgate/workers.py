@@ -47,10 +47,16 @@ def _resolve(name: str) -> Callable[[Any], Any]:
     return getattr(importlib.import_module(module), attr)
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, warm_up: str | None = None) -> None:
     # Tesseract spawns its own threads per call; on small machines they cost more than they win.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     functions: dict[str, Callable[[Any], Any]] = {}
+    if warm_up:
+        # Load models (OCR language data, detectors) before the first upload waits on them.
+        try:
+            _resolve(warm_up)()
+        except Exception:
+            pass  # the job itself will fail, and report, if the model really cannot load
     while True:
         try:
             name, arg = conn.recv()
@@ -74,9 +80,9 @@ def _consume(future) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, warm_up: str | None = None) -> None:
         self.parent, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True,
+        self.process = ctx.Process(target=_worker_main, args=(child, warm_up), daemon=True,
                                    name="scrubgate-worker")
         self.process.start()
         child.close()
@@ -94,8 +100,9 @@ class _Worker:
 
 class WorkerPool:
     def __init__(self, size: int = 0, max_queue: int = 64,
-                 on_restart: Callable[[str], None] | None = None) -> None:
+                 on_restart: Callable[[str], None] | None = None, warm_up: str | None = None) -> None:
         self.size = size or os.cpu_count() or 1
+        self.warm_up = warm_up  # "module:function" each worker runs once at start
         self.max_queue = max_queue
         self.on_restart = on_restart or (lambda reason: None)
         self._ctx = multiprocessing.get_context("forkserver")
@@ -115,7 +122,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        workers = await asyncio.gather(*(loop.run_in_executor(self._threads, _Worker, self._ctx)
+        workers = await asyncio.gather(*(loop.run_in_executor(self._threads, _Worker, self._ctx, self.warm_up)
                                          for _ in range(self.size)))
         for w in workers:
             self._workers.add(w)
@@ -127,7 +134,7 @@ class WorkerPool:
         await loop.run_in_executor(self._threads, worker.kill)
         if self.closed:
             return
-        fresh = await loop.run_in_executor(self._threads, _Worker, self._ctx)
+        fresh = await loop.run_in_executor(self._threads, _Worker, self._ctx, self.warm_up)
         self._workers.add(fresh)
         self._idle.put_nowait(fresh)
         self.on_restart(reason)

@@ -56,6 +56,7 @@ class Plan:
     fail_open: bool
     limits: Limits
     text: str
+    faces: str = "blur"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class Policy:
     version: str
     description: str
     fail: str  # "closed" or "open"
-    text: str  # "identifiers" or "all"
+    text: str  # "identifiers", "all" or "none": burned-in text to redact
+    faces: str  # "blur", "block" or "keep": faces in photographs
     chunked_uploads: str  # "block" or "allow"
     limits: Limits
     approved_channel: ApprovedChannel
@@ -82,7 +84,7 @@ class Policy:
 
     def plan_for(self, service: Service) -> Plan:
         return Plan({c: self.action_for(service, c) for c in CONTENT_KINDS},
-                    self.fail == "open", self.limits, self.text)
+                    self.fail == "open", self.limits, self.text, self.faces)
 
     def decision_table(self) -> list[tuple[str, str, dict[str, str]]]:
         return [(s.id, s.media, {c: self.action_for(s, c) for c in CONTENT_KINDS})
@@ -95,7 +97,7 @@ class Policy:
         errors: list[str] = []
         r = Reader(errors)
         m = r.mapping(doc, "policy", {
-            "name", "version", "description", "catalogue", "fail", "text", "chunked_uploads",
+            "name", "version", "description", "catalogue", "fail", "text", "faces", "chunked_uploads",
             "limits", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
         cat_ref = catalogue_path or path.parent / (r.string(m, "catalogue", "policy") or "services.yaml")
         try:
@@ -152,7 +154,8 @@ class Policy:
             version=r.string(m, "version", "policy", "0") or "0",
             description=r.string(m, "description", "policy", "") or "",
             fail=r.choice(m, "fail", "policy", ("closed", "open"), "closed"),
-            text=r.choice(m, "text", "policy", ("identifiers", "all"), "identifiers"),
+            text=r.choice(m, "text", "policy", ("identifiers", "all", "none"), "identifiers"),
+            faces=r.choice(m, "faces", "policy", ("blur", "block", "keep"), "blur"),
             chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
             limits=limits,
             approved_channel=channel,

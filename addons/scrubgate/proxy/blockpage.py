@@ -23,6 +23,9 @@ _WHY = {
     "too_large": "The file is too large to be checked for patient details.",
     "undecodable": "The upload was packaged in a way that could not be unpacked and checked.",
     "engine_error": "Something went wrong while checking the file for patient details.",
+    "identifiable_face": ("The picture shows a person's face, and your organisation's policy does not "
+                          "allow photographs of faces to be sent to {service}."),
+    "ocr_unavailable": "The text-recognition part of the gateway is not working, so the picture could not be checked.",
     "timeout": "Checking the file for patient details took too long.",
     "worker_crash": "Something went wrong while checking the file for patient details.",
     "overloaded": "The gateway is too busy to check the file right now. Please try again in a minute.",

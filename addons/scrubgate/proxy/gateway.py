@@ -33,7 +33,7 @@ INSPECT_JOB = "scrubgate.inspect:inspect_body"
 # A range header on an upload means "this is one piece of a bigger file".
 _PARTIAL_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 
-_ERROR_STAGE = {"undecodable": "decode", "engine_error": "engine", "timeout": "timeout",
+_ERROR_STAGE = {"undecodable": "decode", "engine_error": "engine", "ocr_unavailable": "engine", "timeout": "timeout",
                 "worker_crash": "worker", "overloaded": "overload"}
 
 
@@ -100,7 +100,8 @@ class Gateway:
     async def running(self) -> None:
         limits = self.policy.limits if self.policy else None
         self.pool = WorkerPool(ctx.options.scrubgate_workers, limits.max_queue if limits else 64,
-                               on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc())
+                               on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc(),
+                               warm_up="scrubgate.engine:warm_up")
         await self.pool.start()
         pool = self.pool  # gauges read the pool at scrape time, so they are never stale
         metrics.WORKERS.set_function(lambda: pool.size)

@@ -1,0 +1,293 @@
+"""Burned-in text: find words and lines in a picture, with boxes.
+
+Tesseract is the engine. In-process through tesserocr when it is installed
+(no process spawn per call, the model loads once per worker), else through
+pytesseract. Either way OMP_THREAD_LIMIT=1: Tesseract's OpenMP threads fight
+the worker pool for the same cores and make it 5x slower, not faster.
+
+One pass of Tesseract misses text that a human reads easily on a phone photo
+of a screen, so `read_lines` runs several *passes*, each a differently
+prepared copy of the picture (see `_passes`), and returns the lines of all of
+them. The caller treats them as a union: a word read in any pass counts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageFilter, ImageOps  # noqa: E402
+
+DEFAULT_LANGUAGES = "eng+nld+deu+fra"
+# Tesseract reads best with capital letters 20-40 px tall. Screenshots are
+# upscaled towards that; huge photos are scaled down so a pass stays cheap.
+_MIN_LONG_SIDE = 1600
+_MAX_LONG_SIDE = 3200
+_MIN_WORD_CONFIDENCE = 10.0  # below this Tesseract is reading noise, not text
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    box: tuple[int, int, int, int]  # x, y, w, h in the ORIGINAL picture's pixels
+    confidence: float  # 0-100, Tesseract's
+
+
+@dataclass
+class Line:
+    words: list[Word]
+    source: str  # which pass read it
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """(start, end) of each word inside `text`."""
+        out, pos = [], 0
+        for w in self.words:
+            out.append((pos, pos + len(w.text)))
+            pos += len(w.text) + 1
+        return out
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return union([w.box for w in self.words])
+
+    @property
+    def height(self) -> int:
+        return int(np.median([w.box[3] for w in self.words]))
+
+
+def union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+# --- backends ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def tessdata_dir() -> str | None:
+    """Where the Debian (or other) traineddata lives; tesserocr's wheel does not know."""
+    env = os.environ.get("TESSDATA_PREFIX")
+    if env and os.path.isdir(env):
+        return env
+    for candidate in ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                      "/usr/share/tessdata", "/usr/local/share/tessdata"):
+        if os.path.exists(os.path.join(candidate, "eng.traineddata")):
+            return candidate
+    return None
+
+
+class OcrUnavailable(RuntimeError):
+    """Tesseract or its language data is missing: a deployment error, not bad input."""
+
+
+class _Tesserocr:
+    name = "tesserocr"
+
+    def __init__(self, languages: str):
+        import tesserocr
+
+        path = tessdata_dir()
+        if path is None:
+            raise OcrUnavailable("Tesseract language data not found (install tesseract-ocr-eng)")
+        self._t = tesserocr
+        self._api = tesserocr.PyTessBaseAPI(path=path.rstrip("/") + "/", lang=languages,
+                                            psm=tesserocr.PSM.SPARSE_TEXT,
+                                            oem=tesserocr.OEM.LSTM_ONLY)
+
+    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, tuple[int, int, int, int]]]:
+        """[(line number, text, confidence, box)] for one prepared picture."""
+        t, api = self._t, self._api
+        api.SetPageSegMode(psm)
+        api.SetImage(image)
+        api.Recognize()
+        out = []
+        it = api.GetIterator()
+        line_no = -1
+        level = t.RIL.WORD
+        for r in t.iterate_level(it, level):
+            if r.Empty(level):
+                continue
+            if r.IsAtBeginningOf(t.RIL.TEXTLINE):
+                line_no += 1
+            text = r.GetUTF8Text(level)
+            box = r.BoundingBox(level)
+            if not text or box is None:
+                continue
+            x0, y0, x1, y1 = box
+            out.append((max(line_no, 0), text, float(r.Confidence(level)), (x0, y0, x1 - x0, y1 - y0)))
+        api.Clear()
+        return out
+
+
+class _Pytesseract:
+    name = "pytesseract"
+
+    def __init__(self, languages: str):
+        import pytesseract
+
+        if shutil.which("tesseract") is None:
+            raise OcrUnavailable("the tesseract program is not installed")
+        self._p = pytesseract
+        self._languages = languages
+
+    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, tuple[int, int, int, int]]]:
+        d = self._p.image_to_data(image, lang=self._languages, config=f"--psm {psm} --oem 1",
+                                  output_type=self._p.Output.DICT)
+        out, keys = [], {}
+        for i, text in enumerate(d["text"]):
+            if not text or not text.strip():
+                continue
+            key = (d["block_num"][i], d["par_num"][i], d["line_num"][i])
+            line_no = keys.setdefault(key, len(keys))
+            out.append((line_no, text, float(d["conf"][i]),
+                        (d["left"][i], d["top"][i], d["width"][i], d["height"][i])))
+        return out
+
+
+@lru_cache(maxsize=4)
+def backend(languages: str = DEFAULT_LANGUAGES, prefer: str = "auto"):
+    """The OCR engine for this process, built once (the models load once per worker)."""
+    if prefer in ("auto", "tesserocr"):
+        try:
+            return _Tesserocr(languages)
+        except ImportError:
+            if prefer == "tesserocr":
+                raise OcrUnavailable("tesserocr is not installed") from None
+    return _Pytesseract(languages)
+
+
+def tesseract_version() -> str:
+    try:
+        import tesserocr
+
+        return tesserocr.tesseract_version().split()[1]
+    except Exception:
+        try:
+            out = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=10)
+            return (out.stdout or out.stderr).split()[1]
+        except Exception:
+            return "unknown"
+
+
+# --- passes ---------------------------------------------------------------------------
+#
+# Every pass reads a differently prepared copy of the picture; lines from all
+# of them are returned (a union). Measured on phone photos of screens, the
+# cheap, broad passes do most of the work:
+#   plain     Tesseract's own global Otsu: clean screenshots, dark text on light;
+#   inverted  white-on-dark viewer overlays, which Tesseract segments poorly;
+#   stretched low-contrast grey-on-grey text (only when the picture is flat);
+#   tiles     photos: 2x2 overlapping tiles, each with its own polarity and
+#             threshold, for screens lit unevenly (a global threshold loses the
+#             dim corner where the patient banner usually is);
+#   reread    photos: each line read with low confidence is cropped, enlarged
+#             and read again as a single line.
+# Background division ("flattening") was tried and dropped: on moire it turns
+# the whole screen into letter-like noise and costs 5x the time.
+
+
+def _polarised(gray: Image.Image) -> Image.Image:
+    """Dark text on light: invert when most of the picture is dark."""
+    return ImageOps.invert(gray) if np.median(np.asarray(gray)) < 110 else gray
+
+
+def _tiles(gray: Image.Image, overlap: float = 0.15):
+    w, h = gray.size
+    tw, th = int(w / 2 * (1 + overlap)), int(h / 2 * (1 + overlap))
+    for x0 in (0, w - tw):
+        for y0 in (0, h - th):
+            yield (x0, y0), gray.crop((x0, y0, x0 + tw, y0 + th))
+
+
+def working_scale(size: tuple[int, int]) -> float:
+    long_side = max(size)
+    if long_side < _MIN_LONG_SIDE:
+        return min(3.0, _MIN_LONG_SIDE / long_side)
+    if long_side > _MAX_LONG_SIDE:
+        return _MAX_LONG_SIDE / long_side
+    return 1.0
+
+
+_MIN_LINE_CONFIDENCE = 30.0
+_REREAD_BELOW = 75.0  # photos: lines read with less confidence than this are read again
+_MAX_REREADS = 40
+
+
+def read_lines(image: Image.Image, *, photographic: bool = False,
+               languages: str = DEFAULT_LANGUAGES) -> list[Line]:
+    """Every line of text any pass reads, boxes in `image`'s pixel coordinates."""
+    gray = image.convert("L")
+    scale = working_scale(gray.size)
+    if scale != 1.0:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))),
+                           Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    engine = backend(languages)
+    lines: list[Line] = []
+
+    def read(name: str, picture: Image.Image, offset=(0, 0), factor: float = 1.0, psm: int = 11):
+        grouped: dict[int, list[Word]] = {}
+        for line_no, text, conf, (x, y, w, h) in engine.words(picture, psm):
+            text = text.strip()
+            if not text or conf < _MIN_WORD_CONFIDENCE:
+                continue
+            box = (int((x / factor + offset[0]) / scale), int((y / factor + offset[1]) / scale),
+                   max(1, round(w / factor / scale)), max(1, round(h / factor / scale)))
+            grouped.setdefault(line_no, []).append(Word(text, box, conf))
+        for words in grouped.values():
+            for seg in split_at_gaps(words):
+                if max(w.confidence for w in seg) >= _MIN_LINE_CONFIDENCE:
+                    lines.append(Line(seg, name))
+
+    read("plain", gray)
+    read("inverted", ImageOps.invert(gray))
+    a = np.asarray(gray)
+    if np.percentile(a, 98) - np.percentile(a, 2) < 110:
+        read("stretched", _polarised(ImageOps.autocontrast(gray, cutoff=2)))
+    if photographic:
+        for offset, tile in _tiles(gray):
+            read("tiles", _polarised(tile), offset)
+        weak = sorted((ln for ln in lines if _mean_confidence(ln) < _REREAD_BELOW),
+                      key=_mean_confidence)[:_MAX_REREADS]
+        for ln in weak:
+            x, y, w, h = (round(v * scale) for v in ln.box)
+            pad = max(4, h // 2)
+            x0, y0 = max(0, x - pad), max(0, y - pad)
+            crop = gray.crop((x0, y0, min(gray.width, x + w + pad), min(gray.height, y + h + pad)))
+            factor = max(1.0, min(4.0, 48 / max(h, 1)))
+            crop = crop.resize((round(crop.width * factor), round(crop.height * factor)),
+                               Image.Resampling.BICUBIC)
+            read("reread", _polarised(ImageOps.autocontrast(crop, cutoff=1)), (x0, y0), factor, psm=7)
+    return lines
+
+
+def _mean_confidence(line: Line) -> float:
+    return sum(w.confidence for w in line.words) / len(line.words)
+def split_at_gaps(words: list[Word]) -> list[list[Word]]:
+    """Tesseract's sparse mode can join two columns that share a row; a gap wider than
+    three letter-heights means two separate pieces of text (left and right overlay)."""
+    words = sorted(words, key=lambda w: w.box[0])
+    if not words:
+        return []
+    height = max(1, int(np.median([w.box[3] for w in words])))
+    segments = [[words[0]]]
+    for w in words[1:]:
+        prev = segments[-1][-1]
+        gap = w.box[0] - (prev.box[0] + prev.box[2])
+        if gap > 3 * height:
+            segments.append([w])
+        else:
+            segments[-1].append(w)
+    return segments

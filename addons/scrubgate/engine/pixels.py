@@ -1,0 +1,259 @@
+"""The pixel scanner: find identifiers drawn into a picture and paint them out.
+
+Format-blind: it gets `raster.Decoded` frames and edits them in place. For
+each distinct frame it looks for
+
+- burned-in text (ocr.read_lines), judged line by line by the recognizers: a
+  line carrying an identifier is redacted whole (a banner line leaks through
+  the words around a missed one), technical lines are kept;
+- barcodes, QR codes and DataMatrix: always redacted;
+- faces, on photographs: blurred, refused, or kept, as the policy says.
+
+Redaction is a solid fill over a padded box. A blur over text can be undone
+(deconvolution, or simply reading it through the blur); a fill cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from . import barcodes, faces, ocr
+from .raster import Decoded
+from .verdict import Finding, Refused
+
+Box = tuple[int, int, int, int]
+
+# A gazetteer hit on a line Tesseract itself barely believes is usually a
+# texture read as letters; labels, checksums and patterns are trusted as is.
+_WEAK_SPAN = 0.7
+_MIN_LINE_CONFIDENCE_FOR_WEAK = 55.0
+_ALL_TEXT_MIN_CONFIDENCE = 45.0
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    text: str = "identifiers"  # "identifiers", "all" or "none" (barcodes and faces still apply)
+    faces: str = "blur"  # "blur", "block" or "keep"
+    languages: str = ocr.DEFAULT_LANGUAGES
+
+
+@dataclass
+class FrameResult:
+    fills: list[Box] = field(default_factory=list)  # solid redactions
+    blurs: list[Box] = field(default_factory=list)  # face blurs
+    findings: list[Finding] = field(default_factory=list)
+
+
+def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
+    """Scan and redact every frame of `decoded` in place. Returns (changed, findings).
+
+    Identical frames (a GIF that holds still, TIFF pages of one scan) are read once.
+    """
+    findings: list[Finding] = []
+    changed = False
+    seen: dict[str, FrameResult] = {}
+    for index, frame in enumerate(decoded.frames):
+        digest = hashlib.blake2b(frame.tobytes(), digest_size=16).hexdigest()
+        result = seen.get(digest)
+        if result is None:
+            result = scan_frame(frame, options, decoded.photographic)
+            seen[digest] = result
+            findings.extend(result.findings)
+        if result.fills or result.blurs:
+            redact(frame, result)
+            changed = True
+    return changed, findings
+
+
+def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool) -> FrameResult:
+    result = FrameResult()
+    codes = barcodes.find(frame)
+    for box, family in codes:
+        result.fills.append(pad(box, frame.size, 0.08))
+        result.findings.append(Finding("barcode", "pixels", f"barcode.{family}", box, 1.0))
+    if options.text != "none":
+        # Bars and modules wreck Tesseract's page layout (a wristband's printed
+        # name is not read at all next to its Code128), so OCR sees them blanked.
+        page = _blank(frame, [b for b, _ in codes]) if codes else frame
+        for box, finding in text_regions(page, options, photographic):
+            if box is not None:
+                result.fills.append(box)
+            if finding is not None:
+                result.findings.append(finding)
+    if photographic and options.faces != "keep":
+        found = faces.find(frame)
+        if found and options.faces == "block":
+            raise Refused("identifiable_face", "the picture shows a face; the policy blocks those")
+        for box in found:
+            result.blurs.append(box)
+            result.findings.append(Finding("face", "pixels", "face.haar", box, 0.8))
+    result.fills = merge_boxes(result.fills)
+    result.findings = dedupe(result.findings)
+    return result
+
+
+def _blank(frame: Image.Image, boxes: list[Box]) -> Image.Image:
+    gray = frame.convert("L")
+    fill = int(np.median(np.asarray(gray)))
+    draw = ImageDraw.Draw(gray)
+    for x, y, w, h in boxes:
+        draw.rectangle((x, y, x + w, y + h), fill=fill)
+    return gray
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """Several passes read the same line: one finding per kind and place, the surest one."""
+    kept: list[Finding] = []
+    for f in sorted(findings, key=lambda f: -f.confidence):
+        if f.box is None or not any(k.kind == f.kind and k.box is not None and _overlap(k.box, f.box) > 0.5
+                                    for k in kept):
+            kept.append(f)
+    return kept
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return (x1 - x0) * (y1 - y0) / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
+def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
+    """Yield (padded box to fill, Finding or None) for the text that must go."""
+    from .recognizers import dangling_label, find_identifiers, is_technical
+
+    lines = ocr.read_lines(frame, photographic=photographic, languages=options.languages)
+    if options.text == "all":
+        for line in lines:
+            words = [w for w in line.words if w.confidence >= _ALL_TEXT_MIN_CONFIDENCE
+                     and any(c.isalnum() for c in w.text)]
+            for w in words:
+                yield pad(w.box, frame.size), None
+            if words:
+                yield None, Finding("free_text", "pixels", "text.all", ocr.union([w.box for w in words]),
+                                    round(min(w.confidence for w in words) / 100, 2))
+        return
+    flagged: set[int] = set()
+    for i, line in enumerate(lines):
+        text = line.text
+        spans = [s for s in find_identifiers(text) if _believable(s, line)]
+        if spans:
+            flagged.add(i)
+            offsets = line.offsets()
+            yield pad(line.box, frame.size), None
+            for s in spans:
+                boxes = [w.box for w, (a, b) in zip(line.words, offsets) if a < s.end and b > s.start]
+                yield None, Finding(s.kind, "pixels", s.recognizer, ocr.union(boxes) if boxes else line.box,
+                                    round(s.confidence, 2))
+        kind = dangling_label(text)
+        if kind is not None:
+            # "Patient Name:" with the value in the next box: right of it, or below it.
+            for other in _value_candidates(line, lines):
+                yield pad(other.box, frame.size), None
+                yield None, Finding(kind, "pixels", "label.dangling", other.box, 0.7)
+            if not spans:
+                yield pad(line.box, frame.size), None
+    # A patient banner is a block of identifier lines. A line inside such a block
+    # that no recognizer understood (a name in an unusual form, a misread ID) is
+    # far more likely another identifier than anything else, unless it is
+    # plainly technical.
+    for block in _blocks(lines):
+        hits = sum(1 for i in block if i in flagged)
+        if hits >= 2 and hits * 2 >= len(block):
+            for i in block:
+                if i not in flagged and not is_technical(lines[i].text) and _has_content(lines[i].text):
+                    yield pad(lines[i].box, frame.size), None
+                    yield None, Finding("free_text", "pixels", "context.banner_block", lines[i].box, 0.6)
+
+
+def _has_content(text: str) -> bool:
+    return sum(c.isalnum() for c in text) >= 3
+
+
+def _blocks(lines: list[ocr.Line]) -> list[list[int]]:
+    """Group lines into left- or right-aligned stacks (the corners of a viewer screen).
+
+    Lines from different passes that are the same line overlap; they join the
+    same block, which is what we want: the block is a region, not a list."""
+    order = sorted(range(len(lines)), key=lambda i: lines[i].box[1])
+    blocks: list[list[int]] = []
+    for i in order:
+        x, y, w, h = lines[i].box
+        for block in blocks:
+            bx, by, bw, bh = ocr.union([lines[j].box for j in block])
+            aligned = abs(x - bx) < 2 * h or abs((x + w) - (bx + bw)) < 2 * h
+            if aligned and y - (by + bh) < 1.6 * h and y + h > by:
+                block.append(i)
+                break
+        else:
+            blocks.append([i])
+    return blocks
+
+
+def _believable(span, line: ocr.Line) -> bool:
+    if span.confidence >= _WEAK_SPAN:
+        return True
+    mean_conf = sum(w.confidence for w in line.words) / len(line.words)
+    return mean_conf >= _MIN_LINE_CONFIDENCE_FOR_WEAK
+
+
+def _value_candidates(label: ocr.Line, lines: list[ocr.Line]):
+    lx, ly, lw, lh = label.box
+    for other in lines:
+        if other is label:
+            continue
+        ox, oy, ow, oh = other.box
+        same_row = abs((oy + oh / 2) - (ly + lh / 2)) < 0.6 * lh and 0 <= ox - (lx + lw) < 8 * lh
+        below = 0 <= oy - (ly + lh) < 1.5 * lh and ox < lx + lw + 2 * lh and ox + ow > lx - 2 * lh
+        if same_row or below:
+            yield other
+
+
+def pad(box: Box, size: tuple[int, int], fraction: float = 0.3) -> Box:
+    """Grow a box by a fraction of its height (ascenders, descenders, OCR box jitter)."""
+    x, y, w, h = box
+    p = max(2, round(h * fraction))
+    x0, y0 = max(0, x - p), max(0, y - p)
+    x1, y1 = min(size[0], x + w + p), min(size[1], y + h + p)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def merge_boxes(boxes: list[Box]) -> list[Box]:
+    """Drop boxes wholly inside another (passes find the same line several times)."""
+    boxes = sorted(set(b for b in boxes if b[2] > 0 and b[3] > 0), key=lambda b: -(b[2] * b[3]))
+    kept: list[Box] = []
+    for b in boxes:
+        if not any(k[0] <= b[0] and k[1] <= b[1] and k[0] + k[2] >= b[0] + b[2] and k[1] + k[3] >= b[1] + b[3]
+                   for k in kept):
+            kept.append(b)
+    return kept
+
+
+def redact(frame: Image.Image, result: FrameResult) -> None:
+    for box in result.blurs:
+        faces.blur(frame, box)
+    if not result.fills:
+        return
+    draw = ImageDraw.Draw(frame)
+    black = _black(frame)
+    for x, y, w, h in result.fills:
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=black)
+
+
+def _black(frame: Image.Image):
+    if frame.mode in ("RGBA", "LA"):
+        return (0,) * (len(frame.mode) - 1) + (255,)
+    if frame.mode == "P":
+        # The palette entry nearest black; decoders hand us RGB(A) normally.
+        palette = frame.getpalette() or [0, 0, 0]
+        triples = [palette[i:i + 3] for i in range(0, len(palette), 3)]
+        return min(range(len(triples)), key=lambda i: sum(triples[i]))
+    if frame.mode in ("I", "I;16", "F"):
+        return 0
+    return (0,) * len(frame.getbands()) if len(frame.getbands()) > 1 else 0

@@ -1,0 +1,196 @@
+"""Burned-in identifiers, barcodes and faces: planted, then judged gone by outside tools.
+
+The judge for text is RapidOCR (a different OCR engine from the sanitiser's
+Tesseract); for codes, zxing-cpp; for faces, the picture's own pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+import numpy as np
+import pytest
+import zxingcpp
+from PIL import Image
+
+from judges import legible, read_text
+from pictures import IDENTIFIERS, TECHNICAL, encode, photograph, viewer_screen, wristband
+from scrubgate.engine import EngineOptions, sanitize
+
+
+def _open(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def _assert_clean(original: Image.Image, out: bytes, identifiers=IDENTIFIERS, technical=TECHNICAL,
+                  keep_fraction: float = 0.75):
+    before, after = read_text(original), read_text(out)
+    planted = [t for t in identifiers if legible(t, before)]
+    assert len(planted) >= len(identifiers) - 1, f"the judge cannot read the planted text: {before}"
+    leaked = [t for t in planted if legible(t, after)]
+    assert not leaked, f"still legible after sanitising: {leaked}"
+    readable = [t for t in technical if legible(t, before)]
+    kept = [t for t in readable if legible(t, after)]
+    assert len(kept) >= keep_fraction * len(readable), f"technical text lost: read {after}"
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["dark-viewer", "light-viewer"])
+def test_screenshot_identifier_lines_painted_out_technical_kept(dark):
+    im = viewer_screen(dark=dark)
+    verdict = sanitize(encode(im, "PNG"))
+    assert verdict.refused is None, verdict.detail
+    assert "pixels_redacted" in verdict.actions
+    _assert_clean(im, verdict.output)
+    kinds = {f.kind for f in verdict.findings}
+    assert {"person_name", "national_id", "date"} <= kinds, kinds
+    assert all(f.box is not None for f in verdict.findings if f.source == "pixels")
+
+
+def test_small_text_screenshot_is_upscaled_for_ocr():
+    im = viewer_screen(size=(800, 600), text_px=11)
+    verdict = sanitize(encode(im, "PNG"))
+    _assert_clean(im, verdict.output, keep_fraction=0.5)
+
+
+def test_phone_photo_of_screen_with_exif_orientation(tmp_path):
+    """A JPEG stored sideways with Orientation=6, GPS and a serial: the output is upright,
+    has no identifying metadata per exiftool, and no legible identifier per RapidOCR."""
+    upright = photograph(viewer_screen(), seed=4)
+    stored = upright.rotate(90, expand=True)  # what the sensor wrote; Orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x0110] = "Pixel 9"
+    data = encode(stored, "JPEG", quality=85, exif=exif.tobytes())
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(data)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-GPSLatitude=51.5", "-GPSLatitudeRef=N",
+                    "-SerialNumber=SN123456", "-Artist=Dr Who", str(src)], check=True)
+    verdict = sanitize(src.read_bytes())
+    assert verdict.refused is None, verdict.detail
+    out = _open(verdict.output)
+    assert out.size == upright.size, "orientation must be applied once, before finding boxes"
+    _assert_clean(upright, verdict.output)
+    dst = tmp_path / "out.jpg"
+    dst.write_bytes(verdict.output)
+    tags = subprocess.run(["exiftool", "-s", "-a", str(dst)], capture_output=True, text=True).stdout
+    for tag in ("GPS", "SerialNumber", "Artist", "Pixel 9"):
+        assert tag not in tags
+
+
+def test_text_all_paints_out_technical_text_too():
+    im = viewer_screen()
+    verdict = sanitize(encode(im, "PNG"), EngineOptions(text="all"))
+    after = read_text(verdict.output)
+    assert not [t for t in IDENTIFIERS + TECHNICAL if legible(t, after)], after
+
+
+def test_text_none_keeps_text_but_still_strips_metadata():
+    im = viewer_screen()
+    verdict = sanitize(encode(im, "PNG", pnginfo=_pnginfo()), EngineOptions(text="none"))
+    assert verdict.actions == ["metadata_removed"]
+    assert legible("KOWALSKI^ANNA", read_text(verdict.output))
+
+
+def _pnginfo():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Author", "someone")
+    return info
+
+
+def test_wristband_codes_always_redacted_even_with_text_none():
+    im = wristband()
+    assert len(zxingcpp.read_barcodes(im)) == 3
+    verdict = sanitize(encode(im, "PNG"), EngineOptions(text="none"))
+    assert verdict.refused is None
+    assert zxingcpp.read_barcodes(_open(verdict.output)) == []
+    families = sorted(f.recognizer for f in verdict.findings if f.kind == "barcode")
+    assert families == ["barcode.datamatrix", "barcode.linear", "barcode.qr"]
+
+
+def test_wristband_photo_text_and_codes_gone():
+    im = photograph(wristband(), seed=2)
+    verdict = sanitize(encode(im, "JPEG", quality=88))
+    out = _open(verdict.output)
+    assert zxingcpp.read_barcodes(out) == []
+    after = read_text(out)
+    assert not [t for t in ("KOWALSKI", "04/03/1962", "RX0042113") if legible(t, after)], after
+
+
+def _astronaut() -> Image.Image:
+    from skimage import data  # public-domain NASA portrait, shipped inside scikit-image
+
+    return Image.fromarray(data.astronaut())
+
+
+def test_face_in_photo_is_blurred_by_default():
+    im = _astronaut()
+    verdict = sanitize(encode(im, "JPEG", quality=92))
+    faces = [f for f in verdict.findings if f.kind == "face"]
+    assert faces and "pixels_redacted" in verdict.actions
+    x, y, w, h = faces[0].box
+    before = np.asarray(im.convert("L"), dtype=np.float32)[y:y + h, x:x + w]
+    after = np.asarray(_open(verdict.output).convert("L"), dtype=np.float32)[y:y + h, x:x + w]
+    # Detail (local gradient energy) inside the face is gone, not just shifted.
+    assert np.abs(np.diff(after, axis=1)).mean() < 0.25 * np.abs(np.diff(before, axis=1)).mean()
+
+
+def test_face_policy_block_refuses_and_keep_leaves_it():
+    data = encode(_astronaut(), "JPEG", quality=92)
+    blocked = sanitize(data, EngineOptions(faces="block"))
+    assert blocked.refused == "identifiable_face" and blocked.output is None
+    kept = sanitize(data, EngineOptions(faces="keep"))
+    assert kept.refused is None and not any(f.kind == "face" for f in kept.findings)
+
+
+def test_photo_without_text_is_not_touched():
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:900, 0:1200]
+    a = np.stack([(xx / 5) % 255, (yy / 4) % 255, ((xx + yy) / 9) % 255], -1) + rng.normal(0, 8, (900, 1200, 3))
+    data = encode(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), "JPEG", quality=90)
+    verdict = sanitize(data)
+    assert verdict.refused is None
+    assert "pixels_redacted" not in verdict.actions
+    assert verdict.output == data  # no metadata, no pixels: the very same bytes
+
+
+def test_jpeg_reencode_keeps_quantisation_tables():
+    im = viewer_screen(dark=False)
+    data = encode(im, "JPEG", quality=77)
+    verdict = sanitize(data)
+    assert "pixels_redacted" in verdict.actions
+    assert _open(verdict.output).quantization == _open(data).quantization
+
+
+def test_every_gif_frame_is_cleaned():
+    frames = [viewer_screen(["NHS 943 476 5919", "DOE^JOHN"], ["kVp 120"], size=(640, 480)).quantize(64),
+              viewer_screen(["DOE^JOHN", "NHS 943 476 5919"], ["mAs 250"], size=(640, 480)).quantize(64)]
+    frames.append(viewer_screen(["MRN: RX0042113"], ["W 400 L 40"], size=(640, 480)).quantize(64))
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    verdict = sanitize(buf.getvalue())
+    assert verdict.refused is None, verdict.detail
+    out = _open(verdict.output)
+    assert out.n_frames == 3
+    for i in range(3):
+        out.seek(i)
+        text = read_text(out.convert("RGB"))
+        assert not [t for t in ("9434765919", "DOE^JOHN", "RX0042113") if legible(t, text)], (i, text)
+
+
+def test_every_tiff_page_is_cleaned():
+    pages = [viewer_screen(["NHS 943 476 5919"], ["kVp 120"], size=(640, 480), dark=False),
+             viewer_screen(["MRN: RX0042113"], ["W 400 L 40"], size=(640, 480), dark=False)]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    verdict = sanitize(buf.getvalue())
+    assert verdict.refused is None, verdict.detail
+    out = _open(verdict.output)
+    assert out.n_frames == 2
+    for i, secret in enumerate(("9434765919", "RX0042113")):
+        out.seek(i)
+        assert not legible(secret, read_text(out.convert("RGB"))), i
