@@ -398,9 +398,24 @@ def test_comma_names(text: str, value: str) -> None:
     assert text[span.start:span.end] == value
 
 
-@pytest.mark.parametrize("text", ["Leeds, Yorkshire", "LIVER, KIDNEY", "ABD, PELVIS", "Name, Vorname", "CT, MR"])
+@pytest.mark.parametrize("text", ["Sagittal, Coronal", "LIVER, KIDNEY", "ABD, PELVIS", "Name, Vorname", "CT, MR"])
 def test_comma_pairs_that_are_not_names(text: str) -> None:
     assert "person_name" not in kinds(text)
+
+
+@pytest.mark.parametrize("text", ["Graf, Grychisteil H490743", "Zyxwort, Quibble"])
+def test_title_case_comma_pair_outside_the_gazetteer_is_a_weak_name(text: str) -> None:
+    span = next(s for s in find_identifiers(text) if s.kind == "person_name")
+    assert span.recognizer == "name.comma" and 0.5 <= span.confidence < 0.7
+
+
+@pytest.mark.parametrize(("text", "value", "kind"), [
+    ("2023-01-31T13:41:50", "2023-01-31T13:41:50", "date"),  # ISO 8601 timestamp
+    ("Ace: 95914193", "95914193", "mrn"),  # Tesseract's reading of "Acc:"
+])
+def test_ocr_shapes_of_real_overlays(text: str, value: str, kind: str) -> None:
+    span = next(s for s in find_identifiers(text) if s.kind == kind)
+    assert text[span.start:span.end].startswith(value[:10])
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -238,18 +238,17 @@ def read_lines(image: Image.Image, *, photographic: bool = False,
     lines: list[Line] = []
 
     def read(name: str, picture: Image.Image, offset=(0, 0), factor: float = 1.0, psm: int = 11):
-        grouped: dict[int, list[Word]] = {}
-        for line_no, text, conf, (x, y, w, h) in engine.words(picture, psm):
+        words = []
+        for _line_no, text, conf, (x, y, w, h) in engine.words(picture, psm):
             text = text.strip()
             if not text or conf < _MIN_WORD_CONFIDENCE:
                 continue
             box = (int((x / factor + offset[0]) / scale), int((y / factor + offset[1]) / scale),
                    max(1, round(w / factor / scale)), max(1, round(h / factor / scale)))
-            grouped.setdefault(line_no, []).append(Word(text, box, conf))
-        for words in grouped.values():
-            for seg in split_at_gaps(words):
-                if max(w.confidence for w in seg) >= _MIN_LINE_CONFIDENCE:
-                    lines.append(Line(seg, name))
+            words.append(Word(text, box, conf))
+        for seg in group_lines(words):
+            if max(w.confidence for w in seg) >= _MIN_LINE_CONFIDENCE:
+                lines.append(Line(seg, name))
 
     read("plain", gray)
     read("inverted", ImageOps.invert(gray))
@@ -275,19 +274,30 @@ def read_lines(image: Image.Image, *, photographic: bool = False,
 
 def _mean_confidence(line: Line) -> float:
     return sum(w.confidence for w in line.words) / len(line.words)
-def split_at_gaps(words: list[Word]) -> list[list[Word]]:
-    """Tesseract's sparse mode can join two columns that share a row; a gap wider than
-    three letter-heights means two separate pieces of text (left and right overlay)."""
-    words = sorted(words, key=lambda w: w.box[0])
-    if not words:
-        return []
-    height = max(1, int(np.median([w.box[3] for w in words])))
-    segments = [[words[0]]]
-    for w in words[1:]:
-        prev = segments[-1][-1]
-        gap = w.box[0] - (prev.box[0] + prev.box[2])
-        if gap > 3 * height:
-            segments.append([w])
+def group_lines(words: list[Word]) -> list[list[Word]]:
+    """Words into lines by geometry, not by Tesseract's layout.
+
+    In sparse mode Tesseract cuts "VAN DE BRINK,   JULIUS" or "Acc:   95914193"
+    into separate lines wherever the spacing is wide (monospaced overlays), and
+    the recognizers then never see a label next to its value. Reading left to
+    right, a word joins the line whose last word it overlaps vertically by half
+    a letter and follows within three letter-heights; a wider gap starts a new
+    piece (the left and right overlays of a screen share rows but not lines).
+    Following the last word, not a fixed row, keeps slanted photo lines whole.
+    """
+    lines: list[list[Word]] = []
+    for w in sorted(words, key=lambda w: w.box[0]):
+        x, y, ww, h = w.box
+        best, best_gap = None, None
+        for line in lines:
+            lx, ly, lw, lh = line[-1].box
+            overlap = min(y + h, ly + lh) - max(y, ly)
+            gap = x - (lx + lw)
+            if overlap >= 0.5 * min(h, lh) and -0.5 * lh <= gap <= 3 * max(h, lh) \
+                    and (best_gap is None or gap < best_gap):
+                best, best_gap = line, gap
+        if best is None:
+            lines.append([w])
         else:
-            segments[-1].append(w)
-    return segments
+            best.append(w)
+    return lines

@@ -32,6 +32,7 @@ Box = tuple[int, int, int, int]
 _WEAK_SPAN = 0.7
 _MIN_LINE_CONFIDENCE_FOR_WEAK = 55.0
 _ALL_TEXT_MIN_CONFIDENCE = 45.0
+_MIN_LABEL_CONFIDENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,10 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                                     round(min(w.confidence for w in words) / 100, 2))
         return
     flagged: set[int] = set()
+    # A label is only trusted when Tesseract is sure of it: "Ph" or "Dr" read
+    # at 40% confidence from a texture is noise, not a form field.
+    dangling = [dangling_label(line.text) if _mean_confidence(line) >= _MIN_LABEL_CONFIDENCE else None
+                for line in lines]
     for i, line in enumerate(lines):
         text = line.text
         spans = [s for s in find_identifiers(text) if _believable(s, line)]
@@ -151,25 +156,42 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                 boxes = [w.box for w, (a, b) in zip(line.words, offsets) if a < s.end and b > s.start]
                 yield None, Finding(s.kind, "pixels", s.recognizer, ocr.union(boxes) if boxes else line.box,
                                     round(s.confidence, 2))
-        kind = dangling_label(text)
+        kind = dangling[i]
         if kind is not None:
-            # "Patient Name:" with the value in the next box: right of it, or below it.
-            for other in _value_candidates(line, lines):
+            # "Patient Name:" with the value in the next box: right of it, or below
+            # it -- or, under a table header, every cell of its column.
+            for other in _value_candidates(i, lines, dangling):
+                flagged.add(lines.index(other))
                 yield pad(other.box, frame.size), None
                 yield None, Finding(kind, "pixels", "label.dangling", other.box, 0.7)
-            if not spans:
-                yield pad(line.box, frame.size), None
-    # A patient banner is a block of identifier lines. A line inside such a block
-    # that no recognizer understood (a name in an unusual form, a misread ID) is
-    # far more likely another identifier than anything else, unless it is
-    # plainly technical.
-    for block in _blocks(lines):
-        hits = sum(1 for i in block if i in flagged)
-        if hits >= 2 and hits * 2 >= len(block):
-            for i in block:
+    # A patient banner is a block of identifier lines, stacked in a corner or
+    # strung along a bar. A piece of text inside such a banner that no
+    # recognizer understood (a name in an unusual form, a hospital without
+    # "Hospital" in its name, a misread ID) is far more likely another
+    # identifier than anything else, unless it is plainly technical.
+    for group in _blocks(lines) + _rows(lines):
+        hits = sum(1 for i in group if i in flagged)
+        if hits >= 2 and hits * 2 >= len(group):
+            for i in group:
                 if i not in flagged and not is_technical(lines[i].text) and _has_content(lines[i].text):
                     yield pad(lines[i].box, frame.size), None
-                    yield None, Finding("free_text", "pixels", "context.banner_block", lines[i].box, 0.6)
+                    yield None, Finding("free_text", "pixels", "context.banner", lines[i].box, 0.6)
+
+
+def _rows(lines: list[ocr.Line]) -> list[list[int]]:
+    """Pieces of text sharing a row (a banner bar across the top of a viewer)."""
+    rows: list[list[int]] = []
+    for i in sorted(range(len(lines)), key=lambda i: lines[i].box[1]):
+        x, y, w, h = lines[i].box
+        centre = y + h / 2
+        for row in rows:
+            rx, ry, rw, rh = lines[row[0]].box
+            if abs(centre - (ry + rh / 2)) < 0.5 * min(h, rh):
+                row.append(i)
+                break
+        else:
+            rows.append([i])
+    return [r for r in rows if len(r) > 1]
 
 
 def _has_content(text: str) -> bool:
@@ -197,22 +219,46 @@ def _blocks(lines: list[ocr.Line]) -> list[list[int]]:
 
 
 def _believable(span, line: ocr.Line) -> bool:
-    if span.confidence >= _WEAK_SPAN:
-        return True
-    mean_conf = sum(w.confidence for w in line.words) / len(line.words)
-    return mean_conf >= _MIN_LINE_CONFIDENCE_FOR_WEAK
+    return span.confidence >= _WEAK_SPAN or _mean_confidence(line) >= _MIN_LINE_CONFIDENCE_FOR_WEAK
 
 
-def _value_candidates(label: ocr.Line, lines: list[ocr.Line]):
+def _mean_confidence(line: ocr.Line) -> float:
+    return sum(w.confidence for w in line.words) / len(line.words)
+
+
+def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | None]):
+    label = lines[index]
     lx, ly, lw, lh = label.box
-    for other in lines:
-        if other is label:
+    header_row = False
+    for j, other in enumerate(lines):
+        if j == index:
             continue
         ox, oy, ow, oh = other.box
-        same_row = abs((oy + oh / 2) - (ly + lh / 2)) < 0.6 * lh and 0 <= ox - (lx + lw) < 8 * lh
-        below = 0 <= oy - (ly + lh) < 1.5 * lh and ox < lx + lw + 2 * lh and ox + ow > lx - 2 * lh
-        if same_row or below:
+        same_row = abs((oy + oh / 2) - (ly + lh / 2)) < 0.6 * lh
+        if same_row and dangling[j] is not None:
+            header_row = header_row or abs(ox - lx) > lw  # another header, not this one re-read
+            continue
+        if same_row and 0 <= ox - (lx + lw) < 8 * lh:
             yield other
+        elif 0 <= oy - (ly + lh) < 1.5 * lh and ox < lx + lw + 2 * lh and ox + ow > lx - 2 * lh:
+            yield other
+    if header_row:
+        yield from _column_below(label, lines)
+
+
+def _column_below(header: ocr.Line, lines: list[ocr.Line]):
+    """Cells under a table header (a worklist's 'Patient ID' column): those that start
+    under the header, row after row, until a gap of more than a couple of rows."""
+    hx, hy, hw, hh = header.box
+    bottom = hy + hh
+    for other in sorted(lines, key=lambda ln: ln.box[1]):
+        ox, oy, ow, oh = other.box
+        if oy <= hy or not (hx - 1.5 * hh <= ox <= hx + hw):
+            continue
+        if oy - bottom > 2.5 * hh:
+            break
+        bottom = max(bottom, oy + oh)
+        yield other
 
 
 def pad(box: Box, size: tuple[int, int], fraction: float = 0.3) -> Box:

@@ -101,12 +101,15 @@ def comma_names(ctx: OcrText) -> Iterator[Span]:
             continue
         elif first.endswith("."):
             first = first[:-1]
-        if not last_caps and not known:
-            continue  # 'Leeds, Yorkshire' -- only trust Title, Title with the gazetteer
+        # 'Title, Title' with neither word in the gazetteer is still most often a
+        # name on a medical screen (made-up or rare surnames); 'Leeds, Yorkshire'
+        # is caught too, and is an address anyway. Weak, so the pixel scanner
+        # only trusts it on a line Tesseract read confidently.
+        confidence = 0.85 if known else 0.7 if last_caps else 0.55
         end = m.start("first") + len(first)
         if middle and (len(middle.rstrip(".")) == 1 or not _vetoed(middle)):
             end = m.end("middle")
-        yield Span(m.start(), end, "person_name", "name.comma", 0.85 if known else 0.7)
+        yield Span(m.start(), end, "person_name", "name.comma", confidence)
 
 
 # ---------------------------------------------------------------------------

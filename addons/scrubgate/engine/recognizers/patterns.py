@@ -122,10 +122,11 @@ _MON = rf"(?P<mon>(?i:{_month_alternation()}))\.?"
 _YEAR4 = r"(?:19|20)\d{2}"
 _B = r"(?<![\w./\-])(?<!\d:)"  # start: not inside another number/word/time
 _E = r"(?![\w]|[./\-:]\d)"  # end: likewise
+_E_ISO = r"(?:(?=T\d\d:\d\d)|(?![\w]|[./\-:]\d))"  # ... or an ISO 8601 'T' and a time
 _TIME = r"\d{1,2}[:h]\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:[ ]?[AaPp]\.?[Mm]\.?)?"
 
 _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("ymd", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<sep>[\-/.])(?P<m>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}}){_E}")),
+    ("ymd", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<sep>[\-/.])(?P<m>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}}){_E_ISO}")),
     ("dmy", re.compile(
         rf"{_B}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>\d{{4}}|\d{{2}}){_E}")),
     ("ymd_compact", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<m>\d{{2}})(?P<d>\d{{2}}){_E}")),
