@@ -412,6 +412,8 @@ def test_title_case_comma_pair_outside_the_gazetteer_is_a_weak_name(text: str) -
 @pytest.mark.parametrize(("text", "value", "kind"), [
     ("2023-01-31T13:41:50", "2023-01-31T13:41:50", "date"),  # ISO 8601 timestamp
     ("Ace: 95914193", "95914193", "mrn"),  # Tesseract's reading of "Acc:"
+    ("Verwilzer: dr. van t Houteveen", "van t Houteveen", "person_name"),  # lost j and apostrophe
+    ("Dossier - UZLeuven", "UZLeuven", "institution"),  # lost space
 ])
 def test_ocr_shapes_of_real_overlays(text: str, value: str, kind: str) -> None:
     span = next(s for s in find_identifiers(text) if s.kind == kind)

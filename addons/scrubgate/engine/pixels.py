@@ -127,10 +127,19 @@ def _overlap(a: Box, b: Box) -> float:
 
 def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
     """Yield (padded box to fill, Finding or None) for the text that must go."""
-    from .recognizers import dangling_label, find_identifiers, is_technical
+    from .recognizers import dangling_label, find_identifiers, is_technical, labelled_kind
 
-    lines = ocr.read_lines(frame, photographic=photographic, languages=options.languages)
+    page = ocr.read_page(frame, photographic=photographic, languages=options.languages)
+    # Regions no pass could read join the lines as blank pieces: inside a patient
+    # banner they are presumed identifiers (fail closed), elsewhere ignored.
+    lines = page.lines + [ocr.Line([ocr.Word("", box, 0.0)], "unread") for box in page.unread]
+
+    def fill(box: Box) -> Box:
+        return pad(snap(box, page.regions), frame.size)
+
     if options.text == "all":
+        for box in page.regions:
+            yield pad(box, frame.size), None
         for line in lines:
             words = [w for w in line.words if w.confidence >= _ALL_TEXT_MIN_CONFIDENCE
                      and any(c.isalnum() for c in w.text)]
@@ -151,41 +160,68 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
         if spans:
             flagged.add(i)
             offsets = line.offsets()
-            yield pad(line.box, frame.size), None
+            yield fill(line.box), None
             for s in spans:
                 boxes = [w.box for w, (a, b) in zip(line.words, offsets) if a < s.end and b > s.start]
                 yield None, Finding(s.kind, "pixels", s.recognizer, ocr.union(boxes) if boxes else line.box,
                                     round(s.confidence, 2))
+        elif _mean_confidence(line) >= _MIN_LINE_CONFIDENCE_FOR_WEAK and (kind := labelled_kind(text)):
+            # "Date de naissance: Zar": a form field whose value was misread.
+            flagged.add(i)
+            yield fill(line.box), None
+            yield None, Finding(kind, "pixels", "label.value_unread", line.box, 0.6)
         kind = dangling[i]
         if kind is not None:
             # "Patient Name:" with the value in the next box: right of it, or below
             # it -- or, under a table header, every cell of its column.
             for other in _value_candidates(i, lines, dangling):
                 flagged.add(lines.index(other))
-                yield pad(other.box, frame.size), None
+                yield fill(other.box), None
                 yield None, Finding(kind, "pixels", "label.dangling", other.box, 0.7)
     # A patient banner is a block of identifier lines, stacked in a corner or
     # strung along a bar. A piece of text inside such a banner that no
     # recognizer understood (a name in an unusual form, a hospital without
     # "Hospital" in its name, a misread ID) is far more likely another
     # identifier than anything else, unless it is plainly technical.
-    for group in _blocks(lines) + _rows(lines):
-        hits = sum(1 for i in group if i in flagged)
-        if hits >= 2 and hits * 2 >= len(group):
-            for i in group:
-                if i not in flagged and not is_technical(lines[i].text) and _has_content(lines[i].text):
-                    yield pad(lines[i].box, frame.size), None
-                    yield None, Finding("free_text", "pixels", "context.banner", lines[i].box, 0.6)
+    physical = _physical(lines)  # passes read the same line several times: count it once
+    boxes = [ocr.union([lines[i].box for i in p]) for p in physical]
+    hit = [any(i in flagged for i in p) for p in physical]
+    for group in _blocks(boxes) + _rows(boxes):
+        hits = sum(1 for g in group if hit[g])
+        if len(group) >= 2 and hits and hits * 2 >= len(group):
+            line_height = float(np.median([boxes[g][3] for g in group if hit[g]]))
+            for g in group:
+                if hit[g] or boxes[g][3] > 1.5 * line_height:  # a thumbnail strip is not a line
+                    continue
+                members = [lines[i] for i in physical[g]]
+                if any(m.source == "unread" or (not is_technical(m.text) and _has_content(m.text))
+                       for m in members) and not any(is_technical(m.text) for m in members):
+                    yield fill(boxes[g]), None
+                    yield None, Finding("free_text", "pixels", "context.banner", boxes[g], 0.6)
 
 
-def _rows(lines: list[ocr.Line]) -> list[list[int]]:
+def _physical(lines: list[ocr.Line]) -> list[list[int]]:
+    """Indices of lines grouped by the stretch of picture they cover."""
+    groups: list[tuple[Box, list[int]]] = []
+    for i, line in enumerate(lines):
+        for k, (box, members) in enumerate(groups):
+            if _overlap(box, line.box) > 0.5:
+                members.append(i)
+                groups[k] = (ocr.union([box, line.box]), members)
+                break
+        else:
+            groups.append((line.box, [i]))
+    return [members for _, members in groups]
+
+
+def _rows(boxes: list[Box]) -> list[list[int]]:
     """Pieces of text sharing a row (a banner bar across the top of a viewer)."""
     rows: list[list[int]] = []
-    for i in sorted(range(len(lines)), key=lambda i: lines[i].box[1]):
-        x, y, w, h = lines[i].box
+    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][1]):
+        x, y, w, h = boxes[i]
         centre = y + h / 2
         for row in rows:
-            rx, ry, rw, rh = lines[row[0]].box
+            rx, ry, rw, rh = boxes[row[0]]
             if abs(centre - (ry + rh / 2)) < 0.5 * min(h, rh):
                 row.append(i)
                 break
@@ -198,17 +234,14 @@ def _has_content(text: str) -> bool:
     return sum(c.isalnum() for c in text) >= 3
 
 
-def _blocks(lines: list[ocr.Line]) -> list[list[int]]:
-    """Group lines into left- or right-aligned stacks (the corners of a viewer screen).
-
-    Lines from different passes that are the same line overlap; they join the
-    same block, which is what we want: the block is a region, not a list."""
-    order = sorted(range(len(lines)), key=lambda i: lines[i].box[1])
+def _blocks(boxes: list[Box]) -> list[list[int]]:
+    """Group lines into left- or right-aligned stacks (the corners of a viewer screen)."""
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][1])
     blocks: list[list[int]] = []
     for i in order:
-        x, y, w, h = lines[i].box
+        x, y, w, h = boxes[i]
         for block in blocks:
-            bx, by, bw, bh = ocr.union([lines[j].box for j in block])
+            bx, by, bw, bh = ocr.union([boxes[j] for j in block])
             aligned = abs(x - bx) < 2 * h or abs((x + w) - (bx + bw)) < 2 * h
             if aligned and y - (by + bh) < 1.6 * h and y + h > by:
                 block.append(i)
@@ -259,6 +292,19 @@ def _column_below(header: ocr.Line, lines: list[ocr.Line]):
             break
         bottom = max(bottom, oy + oh)
         yield other
+
+
+def snap(box: Box, regions: list[Box]) -> Box:
+    """Grow a line's box over the text regions it touches on its row. OCR boxes only
+    cover what was read; a misread tail ("ACC4" of "ACC431450") is still ink."""
+    x, y, w, h = box
+    grown = [box]
+    for r in regions:
+        rx, ry, rw, rh = r
+        vertical = min(y + h, ry + rh) - max(y, ry)
+        if vertical >= 0.5 * min(h, rh) and rh < 2.5 * h and rx < x + w + h and rx + rw > x - h:
+            grown.append(r)
+    return ocr.union(grown)
 
 
 def pad(box: Box, size: tuple[int, int], fraction: float = 0.3) -> Box:

@@ -24,7 +24,7 @@ from .span import IDENTIFIER_KINDS_TEXT, Span
 from .technical import has_tech_content, looks_technical
 from .text import OcrText
 
-__all__ = ["IDENTIFIER_KINDS_TEXT", "Span", "dangling_label", "find_identifiers", "is_technical"]
+__all__ = ["IDENTIFIER_KINDS_TEXT", "Span", "dangling_label", "find_identifiers", "is_technical", "labelled_kind"]
 
 _ALWAYS = (
     patterns.national_ids,
@@ -71,6 +71,16 @@ def dangling_label(text: str) -> str | None:
     if not text:
         return None
     return labels.dangling(text)
+
+
+def labelled_kind(text: str) -> str | None:
+    """The kind of an identifier label followed by a separator AND some value the
+    recognizers could not make sense of ('Date de naissance: Zar' -- the date was
+    misread). The line is a form field for that kind either way."""
+    for lab in labels.find_labels(text):
+        if lab.colon and any(c.isalnum() for c in text[lab.end:]):
+            return lab.kind
+    return None
 
 
 def is_technical(text: str) -> bool:

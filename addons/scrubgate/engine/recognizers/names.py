@@ -75,7 +75,8 @@ def caret_names(ctx: OcrText) -> Iterator[Span]:
 # ---------------------------------------------------------------------------
 # 'LAST, First' / 'LAST, FIRST' (and 'Last, First' when the gazetteer agrees)
 
-_PART = r"(?i:van|de|der|den|von|le|la|du|di|da|ter|ten)"
+# Name particles; "van 't" often loses its apostrophe in OCR ("van t Houteveen").
+_PART = r"(?i:van[ ]['’]?t|van[ ]het|van|de|der|den|von|vom|zu|le|la|du|des|di|da|del|dos|ter|ten)"
 _COMMA = re.compile(
     rf"(?<![\w,])(?P<last>(?:{_PART}[ ]){{0,2}}{_NW}(?:[ ]{_PART}(?:[ ]{_PART})?[ ]{_NW})?),[ ]?(?P<first>{_NW}\.?)"
     rf"(?P<middle>(?:[ ](?:{_UP}\.|{_UP}(?![\w])|{_NW}))?)(?![\w])")
@@ -116,7 +117,7 @@ def comma_names(ctx: OcrText) -> Iterator[Span]:
 # Titles: Mr/Mrs/Ms/Dr/Prof, Dhr./Mevr., Hr./Fr./Herr/Frau, M./Mme/Mlle
 
 _ONE_TITLE = (r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|PD|Dhr|Mevr|Mej|Herr|Frau|Mme|Mlle|MR|MRS|MS|DR)\.?"
-              r"|(?:M|Hr|Fr|Mw|Me|Pr|Ir|Sr|Sra|med|dent|rer[ ]nat)\.)")
+              r"|(?:M|Hr|Fr|Mw|Me|Pr|Ir|Sr|Sra|dr|prof|med|dent|rer[ ]nat)\.)")  # lowercase dr.: Dutch style
 # One or more titles in a row: "Herr Dr. med.", "Prof. Dr.", "Mevr. dr."
 _TITLE = re.compile(rf"(?<![\w.])(?:{_ONE_TITLE}[ ]+)+")
 _TITLE_NAME = re.compile(

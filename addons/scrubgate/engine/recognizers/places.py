@@ -27,6 +27,8 @@ _LONG_KEYWORDS = (
     r"|Health[ ]Board|(?:NHS[ ])?Foundation[ ]Trust|NHS[ ]Trust|Hospice|Sanatorium|Ospedale|Policlinico"
     # compounds: Antoniusziekenhuis, Frauenklinik, Kantonsspital, Spaarne Gasthuis, Radboudumc
     r"|[A-ZÄÖÜ][\wäöüß\-]*(?:ziekenhuis|klinik|klinikum|kliniken|gasthuis|spital|krankenhaus|umc)"
+    # OCR lost the space: "UZLeuven", "CHUNantes"
+    r"|(?:UZ|AZ|CHU|CHR|UMC)[A-Z][a-zäöüéèç]{2,}"
 )
 _LONG = re.compile(rf"(?<![\w])(?:{_LONG_KEYWORDS})(?![\w])")
 # Short abbreviations need a neighbouring proper word (rule in _short_ok).
