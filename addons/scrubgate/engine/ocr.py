@@ -228,6 +228,11 @@ def text_regions(gray: Image.Image) -> list[tuple[int, int, int, int]]:
     h, w = a.shape
     grad = cv2.morphologyEx(a, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     edges = cv2.adaptiveThreshold(grad, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 31, -8)
+    # Rules, bars and panel borders are long straight edges; left in, the
+    # closing glues a banner's text to its bar into one huge, discarded blob.
+    for kernel in ((max(25, w // 25), 1), (1, max(25, h // 25))):
+        edges = cv2.subtract(edges, cv2.morphologyEx(
+            edges, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, kernel)))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(7, w // 100), max(1, h // 600)))
     closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, kernel)
     n, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
