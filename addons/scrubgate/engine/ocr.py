@@ -256,6 +256,7 @@ _MIN_LINE_CONFIDENCE = 30.0
 _REREAD_BELOW = 75.0  # photos: lines read with less confidence than this are read again
 _MAX_REREADS = 40
 _MAX_REGION_READS = 120
+_MIN_SKEW, _MAX_SKEW = 2.0, 25.0  # degrees: below, Tesseract copes; above, it is not a tilt
 _COVERED_CONFIDENCE = 85.0  # a region the page passes read this surely needs no second look
 _LINE_HEIGHT_TARGET = 36  # px: Tesseract's comfortable capital height, roughly
 
@@ -282,6 +283,32 @@ def read_page(image: Image.Image, *, photographic: bool = False,
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))),
                            Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
     engine = backend(languages)
+    lines, regions = _read_frame(gray, photographic, engine)
+    mapped = [_map_line(ln, lambda b: _unscale(b, scale)) for ln in lines]
+    originals = [_unscale(r, scale) for r in regions]
+    if photographic:
+        # A phone held at an angle: Tesseract reads lines tilted by more than a
+        # couple of degrees badly, and small tilted print not at all. Level the
+        # picture by the median slant of its text and read it all once more.
+        angle = skew_angle(gray, regions)
+        if _MIN_SKEW <= abs(angle) <= _MAX_SKEW:
+            background = int(np.median(np.asarray(gray)))
+            level = gray.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=background)
+            back = _unrotate(angle, gray.size, level.size)
+            more, more_regions = _read_frame(level, photographic, engine)
+            mapped += [_map_line(ln, lambda b: _unscale(back(b), scale), "deskewed ") for ln in more]
+            # The rotated picture's filled corners make edges of their own; what
+            # maps back onto the picture's border is that seam, not text.
+            w, h = image.size
+            originals += [r for r in (_unscale(back(r), scale) for r in more_regions)
+                          if r[0] > 2 and r[1] > 2 and r[0] + r[2] < w - 2 and r[1] + r[3] < h - 2]
+    believed = [w.box for ln in mapped for w in ln.words if w.confidence >= _MIN_LINE_CONFIDENCE * 2]
+    unread = [r for r in originals if not any(_intersects(r, b) for b in believed)]
+    return Page(mapped, originals, unread)
+
+
+def _read_frame(gray: Image.Image, photographic: bool, engine) -> tuple[list[Line], list]:
+    """All passes over one prepared picture; boxes in that picture's pixels."""
     lines: list[Line] = []
 
     def words_of(picture: Image.Image, offset=(0, 0), factor: float = 1.0, psm: int = 11) -> list[Word]:
@@ -290,8 +317,7 @@ def read_page(image: Image.Image, *, photographic: bool = False,
             text = text.strip()
             if not text or conf < _MIN_WORD_CONFIDENCE:
                 continue
-            box = (int((x / factor + offset[0]) / scale), int((y / factor + offset[1]) / scale),
-                   max(1, round(w / factor / scale)), max(1, round(h / factor / scale)))
+            box = (x / factor + offset[0], y / factor + offset[1], max(1.0, w / factor), max(1.0, h / factor))
             words.append(Word(text, box, conf))
         return words
 
@@ -314,18 +340,11 @@ def read_page(image: Image.Image, *, photographic: bool = False,
     # cropped, given its own polarity and threshold, enlarged, and read again.
     read_confidently = [w.box for ln in lines for w in ln.words if w.confidence >= _COVERED_CONFIDENCE]
     regions = text_regions(gray)
-    todo = [r for r in regions if not _covered(r, read_confidently, scale)]
+    todo = [r for r in regions if not _covered(r, read_confidently)]
     region_words: list[Word] = []
     for x, y, w, h in sorted(todo, key=lambda r: r[1])[:_MAX_REGION_READS]:
-        pad = max(3, h // 4)
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        crop = gray.crop((x0, y0, min(gray.width, x + w + pad), min(gray.height, y + h + pad)))
-        single_line = h < 3 * _LINE_HEIGHT_TARGET and w > 2 * h
-        factor = max(1.0, min(4.0, _LINE_HEIGHT_TARGET / h)) if single_line else 1.0
-        if factor > 1.0:
-            crop = crop.resize((round(crop.width * factor), round(crop.height * factor)), Image.Resampling.BICUBIC)
-        region_words += words_of(_polarised(ImageOps.autocontrast(crop, cutoff=1)), (x0, y0), factor,
-                                 psm=7 if single_line else 6)
+        crop, origin, factor, single_line = _crop_for_reading(gray, (x, y, w, h), max(3, h // 4))
+        region_words += words_of(crop, origin, factor, psm=7 if single_line else 6)
     emit("region", region_words)  # one pass: a label and its value in two regions make one line
     if photographic:
         for offset, tile in _tiles(gray):
@@ -333,27 +352,77 @@ def read_page(image: Image.Image, *, photographic: bool = False,
         weak = sorted((ln for ln in lines if _mean_confidence(ln) < _REREAD_BELOW),
                       key=_mean_confidence)[:_MAX_REREADS]
         for ln in weak:
-            x, y, w, h = (round(v * scale) for v in ln.box)
-            pad = max(4, h // 2)
-            x0, y0 = max(0, x - pad), max(0, y - pad)
-            crop = gray.crop((x0, y0, min(gray.width, x + w + pad), min(gray.height, y + h + pad)))
-            factor = max(1.0, min(4.0, 48 / max(h, 1)))
-            crop = crop.resize((round(crop.width * factor), round(crop.height * factor)),
-                               Image.Resampling.BICUBIC)
-            read("reread", _polarised(ImageOps.autocontrast(crop, cutoff=1)), (x0, y0), factor, psm=7)
-    originals = [tuple(round(v / scale) for v in r) for r in regions]
-    believed = [w.box for ln in lines for w in ln.words if w.confidence >= _MIN_LINE_CONFIDENCE * 2]
-    unread = [r for r in originals if not any(_intersects(r, b) for b in believed)]
-    return Page(lines, originals, unread)
+            x, y, w, h = ln.box
+            crop, origin, factor, _ = _crop_for_reading(gray, (x, y, w, h), max(4, h // 2), force_line=True)
+            read("reread", crop, origin, factor, psm=7)
+    return lines, regions
+
+
+def _crop_for_reading(gray: Image.Image, box, pad: int, force_line: bool = False):
+    """A region cut out with a margin, stretched, made dark-on-light, and enlarged
+    so a single line stands about _LINE_HEIGHT_TARGET pixels tall."""
+    x, y, w, h = (int(round(v)) for v in box)
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    crop = gray.crop((x0, y0, min(gray.width, x + w + pad), min(gray.height, y + h + pad)))
+    single_line = force_line or (h < 3 * _LINE_HEIGHT_TARGET and w > 2 * h)
+    factor = max(1.0, min(4.0, _LINE_HEIGHT_TARGET / max(h, 1))) if single_line else 1.0
+    if factor > 1.0:
+        crop = crop.resize((round(crop.width * factor), round(crop.height * factor)), Image.Resampling.BICUBIC)
+    return _polarised(ImageOps.autocontrast(crop, cutoff=1)), (x0, y0), factor, single_line
+
+
+def _map_line(line: Line, to_original, prefix: str = "") -> Line:
+    return Line([Word(w.text, to_original(w.box), w.confidence) for w in line.words], prefix + line.source)
+
+
+def _unscale(box, scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return int(x / scale), int(y / scale), max(1, round(w / scale)), max(1, round(h / scale))
+
+
+def skew_angle(gray: Image.Image, regions) -> float:
+    """Median slant of the long text regions, in degrees with PIL's rotate() sign."""
+    import cv2
+
+    a = np.asarray(gray)
+    angles = []
+    for x, y, w, h in regions:
+        if w < 4 * h or w < 40:
+            continue
+        _, ink = cv2.threshold(a[y:y + h, x:x + w], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        if np.mean(ink) > 127:  # letters must be the white pixels
+            ink = 255 - ink
+        pts = cv2.findNonZero(ink)
+        if pts is None or len(pts) < 20:
+            continue
+        vx, vy, _, _ = cv2.fitLine(pts, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        angle = float(np.degrees(np.arctan2(vy, vx)))
+        angles.append(angle - 180 if angle > 90 else angle + 180 if angle < -90 else angle)
+    return float(np.median(angles)) if len(angles) >= 3 else 0.0
+
+
+def _unrotate(angle: float, size, rotated_size):
+    """Map a box in the rotate(angle, expand=True) picture back to the original."""
+    t = np.radians(angle)
+    c, s = float(np.cos(t)), float(np.sin(t))
+    cx, cy, ncx, ncy = size[0] / 2, size[1] / 2, rotated_size[0] / 2, rotated_size[1] / 2
+
+    def back(box):
+        x, y, w, h = box
+        corners = [(px - ncx, py - ncy) for px, py in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))]
+        xs = [c * dx - s * dy + cx for dx, dy in corners]
+        ys = [s * dx + c * dy + cy for dx, dy in corners]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    return back
 
 
 def _intersects(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _covered(region, boxes, scale: float) -> bool:
-    """True when confident words (boxes in original pixels) span most of the region's width."""
-    x, y, w, h = (v / scale for v in region)
+def _covered(region, boxes) -> bool:
+    """True when confident words span most of the region's width."""
+    x, y, w, h = region
     spans = sorted((max(bx, x), min(bx + bw, x + w)) for bx, by, bw, bh in boxes
                    if by < y + h and by + bh > y and bx < x + w and bx + bw > x)
     covered, end = 0.0, x

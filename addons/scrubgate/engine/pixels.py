@@ -33,6 +33,7 @@ _WEAK_SPAN = 0.7
 _MIN_LINE_CONFIDENCE_FOR_WEAK = 55.0
 _ALL_TEXT_MIN_CONFIDENCE = 45.0
 _MIN_LABEL_CONFIDENCE = 60.0
+_MIN_LINES_FOR_A_DOCUMENT = 3
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,15 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
     # recognizer understood (a name in an unusual form, a hospital without
     # "Hospital" in its name, a misread ID) is far more likely another
     # identifier than anything else, unless it is plainly technical.
+    readable = sum(1 for ln in page.lines if _mean_confidence(ln) >= 70 and _has_content(ln.text))
+    if photographic and readable >= _MIN_LINES_FOR_A_DOCUMENT:
+        # On a photo of a screen or a page, text that no pass could read is text
+        # we cannot vouch for: small print behind moire, a tilted worklist. Fail
+        # closed and paint it. Photos without legible text (a wound, a face, a
+        # textured background) are left alone: their "regions" are not print.
+        for box in page.unread:
+            yield pad(box, frame.size), None
+            yield None, Finding("free_text", "pixels", "text.unreadable", box, 0.5)
     physical = _physical(lines)  # passes read the same line several times: count it once
     boxes = [ocr.union([lines[i].box for i in p]) for p in physical]
     hit = [any(i in flagged for i in p) for p in physical]
