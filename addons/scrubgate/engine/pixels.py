@@ -34,6 +34,7 @@ _MIN_LINE_CONFIDENCE_FOR_WEAK = 55.0
 _ALL_TEXT_MIN_CONFIDENCE = 45.0
 _MIN_LABEL_CONFIDENCE = 60.0
 _MIN_LINES_FOR_A_DOCUMENT = 3
+_MIN_LINE_CONFIDENCE = 40.0  # mean word confidence below which a line is not believed at all
 
 
 @dataclass(frozen=True)
@@ -196,13 +197,20 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
     physical = _physical(lines)  # passes read the same line several times: count it once
     boxes = [ocr.union([lines[i].box for i in p]) for p in physical]
     hit = [any(i in flagged for i in p) for p in physical]
-    for group in _blocks(boxes) + _rows(boxes):
-        hits = sum(1 for g in group if hit[g])
-        if len(group) >= 2 and hits and hits * 2 >= len(group):
-            line_height = float(np.median([boxes[g][3] for g in group if hit[g]]))
-            for g in group:
-                if hit[g] or boxes[g][3] > 1.5 * line_height:  # a thumbnail strip is not a line
-                    continue
+    for axis, groups in ((1, _blocks(boxes)), (0, _rows(boxes))):
+        for group in groups:
+            group = sorted(group, key=lambda g: boxes[g][axis])
+            heights = [boxes[g][3] for g in group if hit[g]]
+            if not heights:
+                continue
+            line_height = float(np.median(heights))
+            for k, g in enumerate(group):
+                # Judge a piece by its neighbours (two each side), not by the whole
+                # stack: an EHR's banner shares its left edge with the menu below.
+                near = [n for n in group[max(0, k - 2):k + 3] if n != g]
+                hits = sum(1 for n in near if hit[n])
+                if hit[g] or not hits or hits * 2 < len(near) or boxes[g][3] > 1.5 * line_height:
+                    continue  # (a thumbnail strip is not a line)
                 members = [lines[i] for i in physical[g]]
                 if any(m.source == "unread" or (not is_technical(m.text) and _has_content(m.text))
                        for m in members) and not any(is_technical(m.text) for m in members):
@@ -262,7 +270,11 @@ def _blocks(boxes: list[Box]) -> list[list[int]]:
 
 
 def _believable(span, line: ocr.Line) -> bool:
-    return span.confidence >= _WEAK_SPAN or _mean_confidence(line) >= _MIN_LINE_CONFIDENCE_FOR_WEAK
+    """Texture read as letters ('St Ms LE' at 32%) makes patterns match too."""
+    conf = _mean_confidence(line)
+    if conf < _MIN_LINE_CONFIDENCE:
+        return False
+    return span.confidence >= _WEAK_SPAN or conf >= _MIN_LINE_CONFIDENCE_FOR_WEAK
 
 
 def _mean_confidence(line: ocr.Line) -> float:
@@ -273,6 +285,7 @@ def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | No
     label = lines[index]
     lx, ly, lw, lh = label.box
     header_row = False
+    right: list[tuple[float, ocr.Line]] = []
     for j, other in enumerate(lines):
         if j == index:
             continue
@@ -281,10 +294,13 @@ def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | No
         if same_row and dangling[j] is not None:
             header_row = header_row or abs(ox - lx) > lw  # another header, not this one re-read
             continue
-        if same_row and 0 <= ox - (lx + lw) < 8 * lh:
-            yield other
+        if same_row and 0 <= ox - (lx + lw) < 30 * lh:
+            right.append((ox, other))  # a form's value column can sit far to the right
         elif 0 <= oy - (ly + lh) < 1.5 * lh and ox < lx + lw + 2 * lh and ox + ow > lx - 2 * lh:
             yield other
+    if right:
+        nearest = min(x for x, _ in right)
+        yield from (other for x, other in right if x - nearest < 2 * lh)  # the same value, other passes
     if header_row:
         yield from _column_below(label, lines)
 

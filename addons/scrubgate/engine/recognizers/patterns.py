@@ -122,7 +122,7 @@ _MON = rf"(?P<mon>(?i:{_month_alternation()}))\.?"
 _YEAR4 = r"(?:19|20)\d{2}"
 _B = r"(?<![\w./\-])(?<!\d:)"  # start: not inside another number/word/time
 _E = r"(?![\w]|[./\-:]\d)"  # end: likewise
-_E_ISO = r"(?:(?=T\d\d:\d\d)|(?![\w]|[./\-:]\d))"  # ... or an ISO 8601 'T' and a time
+_E_ISO = r"(?:(?=T ?\d\d:\d\d)|(?![\w]|[./\-:]\d))"  # ... or an ISO 8601 'T' and a time
 _TIME = r"\d{1,2}[:h]\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:[ ]?[AaPp]\.?[Mm]\.?)?"
 
 _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
