@@ -414,10 +414,20 @@ def test_title_case_comma_pair_outside_the_gazetteer_is_a_weak_name(text: str) -
     ("Ace: 95914193", "95914193", "mrn"),  # Tesseract's reading of "Acc:"
     ("Verwilzer: dr. van t Houteveen", "van t Houteveen", "person_name"),  # lost j and apostrophe
     ("Dossier - UZLeuven", "UZLeuven", "institution"),  # lost space
+    ("2016-04-20T 19:38:34", "2016-04-20", "date"),  # OCR put a space after the T
 ])
 def test_ocr_shapes_of_real_overlays(text: str, value: str, kind: str) -> None:
     span = next(s for s in find_identifiers(text) if s.kind == kind)
     assert text[span.start:span.end].startswith(value[:10])
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Accessienr", "mrn"), ("Accessienummer:", "mrn"),  # Dutch worklist headers
+    ("Patiént-ID", "mrn"), ("Patient-ID", "mrn"),  # OCR's e-acute for e-umlaut; hyphenated
+])
+def test_table_headers_are_labels(text: str, kind: str) -> None:
+    assert dangling_label(text) == kind
+
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -209,9 +209,14 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                 # stack: an EHR's banner shares its left edge with the menu below.
                 near = [n for n in group[max(0, k - 2):k + 3] if n != g]
                 hits = sum(1 for n in near if hit[n])
-                if hit[g] or not hits or hits * 2 < len(near) or boxes[g][3] > 1.5 * line_height:
-                    continue  # (a thumbnail strip is not a line)
+                if hit[g] or not hits or hits * 2 < len(near):
+                    continue
                 members = [lines[i] for i in physical[g]]
+                # Unread and much taller than the banner's lines: a thumbnail
+                # strip, not text. (A read heading -- the patient's name in
+                # large type above the banner -- may well be taller.)
+                if boxes[g][3] > 1.5 * line_height and all(m.source == "unread" for m in members):
+                    continue
                 if any(m.source == "unread" or (not is_technical(m.text) and _has_content(m.text))
                        for m in members) and not any(is_technical(m.text) for m in members):
                     yield fill(boxes[g]), None
@@ -314,7 +319,7 @@ def _column_below(header: ocr.Line, lines: list[ocr.Line]):
         ox, oy, ow, oh = other.box
         if oy <= hy or not (hx - 1.5 * hh <= ox <= hx + hw):
             continue
-        if oy - bottom > 2.5 * hh:
+        if oy - bottom > 5 * hh:  # a row or two the OCR missed does not end the column
             break
         bottom = max(bottom, oy + oh)
         yield other

@@ -54,10 +54,10 @@ _LABELS: list[tuple[str, str, str]] = [
     (r"(?-i:MBI|HICN)|medicare(?:[ ]?(?:No\.?|Number|ID|#))?", "national_id", "mbi.label"),
     # --- hospital numbers
     (r"MRN|MR[ ]?#|MR[ ]?No\.?|med(?:ical)?\.?[ ]?rec(?:ord)?\.?" + _NO
-     + r"|hosp(?:ital)?\.?" + _NO_REQ + r"|hosp(?:ital)?\.?[ ]?ID|patient[ ]?(?:ID|No\.?|Number|Nr\.?)"
+     + r"|hosp(?:ital)?\.?" + _NO_REQ + r"|hosp(?:ital)?\.?[ ]?ID|pati[eëéè]nt[ \-]?(?:ID|No\.?|Number|Nr\.?)"
      r"|pat\.?[ ]?ID|pt\.?[ ]?ID|(?-i:PID|ID|URN|IPP|NIP|NDA)|UR[ ]?No\.?"
      r"|(?:unit|case|exam|order|visit|chart|record)" + _NO_REQ + r"|encounter" + _NO
-     + r"|acc(?:ession)?" + _NO_REQ + r"|accession|acc\.?|ace(?=[ ]?[:#])|study[ ]?ID"  # ace: OCR's acc
+     + r"|acc(?:ession)?" + _NO_REQ + r"|accession|acc\.?|ace(?=[ ]?[:#])|accessie-?(?:nr\.?|nummer)|study[ ]?ID"  # ace: OCR's acc
      r"|pati[eëé]nt(?:en)?-?nummer|pati[eëé]nt-?nr\.?|pat\.?[ ]?-?nr\.?|patnr\.?|pat\.-Nr\.?|patienten-?nr\.?"
      r"|fallnummer|fall-?nr\.?|aufnahme-?(?:nummer|nr\.?)|dossiernummer|dossiernr\.?|dossier"
      r"|opnamenummer|opname-?nr\.?|ZIS-?(?:nummer|nr\.?)|EPD-?(?:nummer|nr\.?)|registratienummer"
