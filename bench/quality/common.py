@@ -1,0 +1,281 @@
+"""Shared helpers for the quality harness: paths, the OCR judge, text matching, boxes.
+
+The judge is RapidOCR (PP-OCR ONNX models shipped inside the `rapidocr` wheel),
+deliberately a different OCR engine from the Tesseract the sanitiser uses, so
+that "the sanitiser cannot read it any more" is never mistaken for "nobody can".
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent
+REPO = BENCH.parent
+
+try:  # HEIC in and out; the corpus has some
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - the lock installs it
+    pillow_heif = None
+
+# Bumped whenever the judge's configuration changes, so cached OCR is not reused.
+OCR_VERSION = "rapidocr-ppocrv6-small-nocls-1"
+
+
+# --------------------------------------------------------------------------- images
+
+def open_display(data: bytes) -> Image.Image:
+    """Decode the first frame in *display* orientation (EXIF orientation applied), as RGB."""
+    im = Image.open(io.BytesIO(data))
+    im.seek(0)
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return im.convert("RGB")
+
+
+def open_raw(data: bytes) -> Image.Image:
+    """Decode the first frame as stored (no orientation applied), as RGB."""
+    im = Image.open(io.BytesIO(data))
+    im.seek(0)
+    return im.convert("RGB")
+
+
+def gray(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        return a.astype(np.int16)
+    return (0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]).astype(np.int16)
+
+
+def pixel_key(a: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(str(a.shape).encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- boxes
+
+def clip_box(box, w, h):
+    x, y, bw, bh = box
+    x0, y0 = max(0, int(np.floor(x))), max(0, int(np.floor(y)))
+    x1, y1 = min(w, int(np.ceil(x + bw))), min(h, int(np.ceil(y + bh)))
+    return [x0, y0, max(0, x1 - x0), max(0, y1 - y0)]
+
+
+def inter_area(a, b) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy
+
+
+def iou(a, b) -> float:
+    i = inter_area(a, b)
+    u = a[2] * a[3] + b[2] * b[3] - i
+    return i / u if u > 0 else 0.0
+
+
+def pad_box(box, px):
+    x, y, w, h = box
+    return [x - px, y - px, w + 2 * px, h + 2 * px]
+
+
+def quad_to_box(quad) -> list[int]:
+    q = np.asarray(quad, dtype=float).reshape(-1, 2)
+    x0, y0 = q.min(axis=0)
+    x1, y1 = q.max(axis=0)
+    return [int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]
+
+
+# --------------------------------------------------------------------------- text matching
+
+_CONFUSABLE = str.maketrans({"O": "0", "Q": "0", "I": "1", "L": "1", "Z": "2", "S": "5", "B": "8"})
+
+
+def norm(s: str) -> str:
+    """Upper-case alphanumerics only, accents folded (é -> E, ß -> SS)."""
+    s = unicodedata.normalize("NFKD", s.replace("ß", "ss"))
+    s = "".join(c for c in s if not unicodedata.combining(c))
+    return re.sub(r"[^0-9A-Za-z]", "", s).upper()
+
+
+def _fold(s: str) -> str:
+    # OCR confuses O/0, l/1, S/5...: compare in a folded alphabet as well.
+    return s.translate(_CONFUSABLE)
+
+
+def partial_similarity(needle: str, hay: str) -> float:
+    """Best difflib ratio between `needle` and any window of `hay` of similar length."""
+    if not needle or not hay:
+        return 0.0
+    best = 0.0
+    n = len(needle)
+    for a, b in ((needle, hay), (_fold(needle), _fold(hay))):
+        if n >= len(b):
+            best = max(best, difflib.SequenceMatcher(None, a, b, autojunk=False).ratio())
+            continue
+        for width in {max(1, n - 1), n, n + 1}:
+            for i in range(0, len(b) - width + 1):
+                r = difflib.SequenceMatcher(None, a, b[i:i + width], autojunk=False).ratio()
+                if r > best:
+                    best = r
+                    if best == 1.0:
+                        return 1.0
+    return best
+
+
+def legible(text: str, lines: list[dict], box, threshold: float = 0.8, margin: float = 0.5) -> tuple[bool, float]:
+    """Is `text` readable in OCR `lines` near `box`?
+
+    Only lines whose box overlaps `box` (padded by `margin` x its height) are
+    considered; they are tried one by one and concatenated in reading order, so
+    an identifier split over two OCR lines still counts.
+    """
+    target = norm(text)
+    if not target:
+        return False, 0.0
+    pad = margin * box[3] + 4
+    zone = pad_box(box, pad)
+    near = [ln for ln in lines if inter_area(zone, ln["box"]) > 0]
+    if not near:
+        return False, 0.0
+    near.sort(key=lambda ln: (round(ln["box"][1] / max(4, box[3])), ln["box"][0]))
+    cands = [norm(ln["text"]) for ln in near]
+    cands.append("".join(cands))
+    best = max(partial_similarity(target, c) for c in cands)
+    return best >= threshold, round(best, 3)
+
+
+# --------------------------------------------------------------------------- the OCR judge
+
+@lru_cache(maxsize=1)
+def _engine():
+    import rapidocr
+    from rapidocr import RapidOCR
+
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    det, rec, cls = (models / "PP-OCRv6_det_small.onnx", models / "PP-OCRv6_rec_small.onnx",
+                     models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx")
+    for p in (det, rec, cls):
+        if not p.is_file():  # never let rapidocr fall back to downloading
+            raise SystemExit(f"bundled RapidOCR model missing: {p}")
+    return RapidOCR(params={
+        "Global.log_level": "error",
+        "Global.use_cls": False,  # text is upright once EXIF orientation is applied
+        "Global.model_root_dir": str(models),
+        "Det.model_path": str(det),
+        "Rec.model_path": str(rec),
+        "Cls.model_path": str(cls),
+    })
+
+
+def run_ocr(img: Image.Image) -> list[dict]:
+    """[{text, box:[x,y,w,h], score}] for every line RapidOCR finds."""
+    a = np.asarray(img.convert("RGB"))
+    res = _engine()(a)
+    out = []
+    if res is None or res.boxes is None or res.txts is None:
+        return out
+    for quad, txt, score in zip(res.boxes, res.txts, res.scores):
+        out.append({"text": str(txt), "box": quad_to_box(quad), "score": round(float(score), 3)})
+    return out
+
+
+class OcrCache:
+    """OCR results keyed by the sha256 of the decoded pixels, stored as one JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict = {}
+        self.dirty = False
+        if path.is_file():
+            try:
+                blob = json.loads(path.read_text())
+                if blob.get("version") == OCR_VERSION:
+                    self.data = blob.get("entries", {})
+            except (ValueError, OSError):
+                self.data = {}
+
+    def ocr(self, img: Image.Image, key: str | None = None) -> list[dict]:
+        key = key or pixel_key(np.asarray(img))
+        hit = self.data.get(key)
+        if hit is None:
+            hit = run_ocr(img)
+            self.data[key] = hit
+            self.dirty = True
+        return hit
+
+    def save(self) -> None:
+        if self.dirty:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": OCR_VERSION, "entries": self.data}))
+            tmp.replace(self.path)
+            self.dirty = False
+
+
+# --------------------------------------------------------------------------- faces
+
+@lru_cache(maxsize=1)
+def _face_cascade():
+    import cv2
+
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+def detect_faces(img: Image.Image) -> list[list[int]]:
+    import cv2
+
+    g = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2GRAY)
+    found = _face_cascade().detectMultiScale(g, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    return [list(map(int, f)) for f in found] if len(found) else []
+
+
+def face_visible(img: Image.Image, box) -> bool:
+    return any(iou(f, box) > 0.3 or inter_area(f, box) >= 0.5 * f[2] * f[3] for f in detect_faces(img))
+
+
+def face_detail(img: Image.Image, box) -> float:
+    """Variance of the Laplacian of `box` scaled to 48 px wide: how much facial structure is left."""
+    import cv2
+
+    x, y, w, h = clip_box(box, *img.size)
+    if w < 3 or h < 3:
+        return 0.0
+    g = cv2.cvtColor(np.asarray(img.convert("RGB"))[y:y + h, x:x + w], cv2.COLOR_RGB2GRAY)
+    # at ~48 px across, sensor noise and JPEG grain are averaged away and what is
+    # left is the structure a person would recognise (eyes, brows, mouth)
+    g = cv2.resize(g, (48, max(8, int(48 * h / w))), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(g.astype(np.float64), cv2.CV_64F).var())
+
+
+# --------------------------------------------------------------------------- barcodes
+
+def decode_barcodes(img: Image.Image) -> list[dict]:
+    import zxingcpp
+
+    out = []
+    for r in zxingcpp.read_barcodes(np.asarray(img.convert("L"))):
+        p = r.position
+        quad = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
+                (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)]
+        out.append({"text": r.text, "format": str(r.format).split(".")[-1], "box": quad_to_box(quad)})
+    return out
+
+
+def barcode_readable(found: list[dict], text: str, box) -> bool:
+    zone = pad_box(box, 0.25 * max(box[2], box[3]))
+    return any(b["text"] == text and inter_area(zone, b["box"]) > 0 for b in found)

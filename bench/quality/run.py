@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Generate a corpus, score the sanitiser on it, write a dated report.
+
+    .venv/bin/python bench/quality/run.py [--seed 1] [--count-per-family K] [--out bench/results]
+                                          [--options text=identifiers] [--quick] [--suffix S]
+
+Writes bench/results/quality-YYYY-MM-DD[-suffix].md and .json. The corpus goes
+to bench/quality/corpus-<seed>-<K>/ (git-ignored) and is reused when its
+parameters and generator version match, together with its OCR cache, so a
+rerun only sanitises and re-reads the outputs. Exits 0 whether or not the
+targets are met: this is a benchmark, not a gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata as im
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import generate  # noqa: E402
+import score  # noqa: E402
+from common import BENCH, HERE, REPO  # noqa: E402
+
+QUICK_COUNT = 3  # x 7 families = 21 images
+PACKAGES = ["scrubgate", "pillow", "numpy", "opencv-python-headless", "rapidocr", "onnxruntime", "zxing-cpp",
+            "pillow-heif", "pydicom", "deid-data", "faker", "tesserocr", "pytesseract"]
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "os": platform.platform()}
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                info["os"] = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.release()})"
+    except OSError:
+        pass
+    try:
+        cpu = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+               if ln.startswith("model name")]
+        info["cpu"] = cpu[0] if cpu else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    info["cores"] = os.cpu_count()
+    try:
+        info["cores_usable"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
+                      if ln.startswith("MemTotal")).split()[1])
+        info["ram_gib"] = round(kb / 1024 / 1024, 1)
+    except (OSError, StopIteration):
+        pass
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    for tool, args in (("tesseract", ["--version"]), ("exiftool", ["-ver"])):
+        try:
+            out = subprocess.run([tool, *args], capture_output=True, text=True, timeout=20)
+            info[tool] = (out.stdout or out.stderr).splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            info[tool] = "not found"
+    pkgs = {}
+    for p in PACKAGES:
+        try:
+            pkgs[p] = im.version(p)
+        except im.PackageNotFoundError:
+            pkgs[p] = None
+    info["packages"] = pkgs
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "addons"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["git"] = rev + (" (engine has uncommitted changes)" if dirty else "")
+    except OSError:
+        pass
+    return info
+
+
+def corpus_for(seed: int, count: int, root: Path, fresh: bool) -> tuple[Path, float, bool]:
+    """Generate (or reuse) the corpus for these parameters. Returns (dir, seconds, reused)."""
+    d = root / f"corpus-{seed}-{count}"
+    manifest = d / "corpus.json"
+    if not fresh and manifest.is_file() and (d / "labels.jsonl").is_file():
+        m = json.loads(manifest.read_text())
+        if (m.get("generator_version") == generate.GENERATOR_VERSION and m.get("seed") == seed
+                and m.get("count_per_family") == count and m.get("families") == generate.FAMILIES):
+            print(f"corpus: reusing {d.relative_to(REPO) if d.is_relative_to(REPO) else d}", file=sys.stderr)
+            return d, m.get("seconds", 0.0), True
+    if d.exists():
+        cache = d / "ocr-cache.json"
+        keep = cache.read_bytes() if cache.is_file() else None
+        shutil.rmtree(d)
+        d.mkdir(parents=True)
+        if keep:  # keyed by pixel hash: still valid for whatever pixels recur
+            cache.write_bytes(keep)
+    t0 = time.monotonic()
+    generate.generate(d, seed, count, generate.FAMILIES)
+    return d, round(time.monotonic() - t0, 1), False
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt(v, unit=""):
+    if v is None:
+        return "–"
+    return f"{v}{unit}"
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def report_md(doc: dict) -> str:
+    s = doc["summary"]
+    m = doc["machine"]
+    c = doc["corpus"]
+    lines = [f"# scrubgate quality benchmark — {doc['date']}", ""]
+    lines += ["## Summary", ""]
+    rows = []
+    for t in s["targets"]:
+        val = t["value"]
+        if t.get("of") is not None:
+            val = f"{val} of {t['of']} legible before"
+        met = {True: "met", False: "**missed**", None: "n/a"}[t["met"]]
+        rows.append([t["target"], val, t["goal"], met + (f" ({t['note']})" if t.get("note") else "")])
+    lines += [_table(["target", "value", "goal", "status"], rows), ""]
+    o = s["outcomes"]
+    ids = s["identifiers"]
+    lines += [f"- Images: {o['images']} ({o['passed']} passed on, {o['blocked']} blocked by the engine"
+              + (f": {', '.join(f'{k} {v}' for k, v in o['blocked_by_reason'].items())}" if o["blocked"] else "")
+              + (f", {o['undecodable_output']} with undecodable output" if o["undecodable_output"] else "") + ").",
+              f"- Identifiers labelled: {ids['identifiers']}; legible to the judge before sanitising: "
+              f"{ids['legible_before']}; still legible after: {ids['leaked']} "
+              f"({_fmt(ids['leak_rate_pct'], '%')}); on blocked images: {ids['on_blocked_images']}.",
+              f"- Engine findings overlapping a labelled identifier (recall): {_fmt(ids['recall_pct'], '%')}.",
+              f"- Metadata: {s['metadata']['identifying_tags_before']} identifying tags in the inputs, "
+              f"{s['metadata']['identifying_tags_after']} in the outputs "
+              f"({s['metadata']['images_with_leaks']} images).",
+              f"- Technical text: {s['technical']['kept']} of {s['technical']['legible_before']} legible strings "
+              f"kept ({_fmt(s['technical']['kept_pct'], '%')}); mean unchanged pixels in their boxes "
+              f"{_fmt(s['technical']['box_unchanged_mean'])}.",
+              f"- Pixels changed outside identifier boxes: mean {_fmt(s['pixels_outside']['mean_pct'], '%')}, "
+              f"p95 {_fmt(s['pixels_outside']['p95_pct'], '%')}, max {_fmt(s['pixels_outside']['max_pct'], '%')}; "
+              f"{s['pixels_outside']['images_over_1pct']} images over 1%. Controls: max "
+              f"{_fmt(s['controls']['max_pct'], '%')}, {s['controls']['findings_on_controls']} boxed findings.",
+              f"- Time per image (sanitize only): median {_fmt(s['time']['median_s'], ' s')}, "
+              f"p95 {_fmt(s['time']['p95_s'], ' s')}, max {_fmt(s['time']['max_s'], ' s')}.", ""]
+    lines += ["## Run", "",
+              f"- Command: `{doc['command']}`",
+              f"- Engine options: `{json.dumps(doc['options'])}`"
+              + (f" (ignored, not EngineOptions fields: {', '.join(doc['options_ignored'])})"
+                 if doc["options_ignored"] else ""),
+              f"- Corpus: seed {c['seed']}, {c['count_per_family']} per family, {c['images']} images, "
+              f"families {', '.join(c['families'])}; {'reused' if c['reused'] else 'generated'} "
+              f"({c['generate_seconds']} s). Directory `{c['dir']}`.",
+              f"- Wall time: {doc['wall_seconds']} s (generation {c['generate_seconds'] if not c['reused'] else 0} s,"
+              f" scoring {doc['score_seconds']} s incl. OCR judging).", ""]
+    lines += ["## Machine", "",
+              f"- CPU: {m.get('cpu')} — {m.get('cores')} cores ({m.get('cores_usable')} usable); RAM "
+              f"{m.get('ram_gib')} GiB; load average at start {m.get('load_average')}",
+              f"- OS: {m.get('os')}; Python {m.get('python')}; {m.get('tesseract')}; exiftool {m.get('exiftool')}",
+              f"- git: {m.get('git')}",
+              "- Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), ""]
+    lines += ["## By family", ""]
+    rows = []
+    for fam, st in s["identifiers_by_family"].items():
+        tk = s["technical_by_family"].get(fam, {})
+        tm = s["time_by_family"].get(fam, {})
+        rows.append([fam, st["identifiers"], st["legible_before"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
+                     st["on_blocked_images"], st["ink_survival_median"], _fmt(st["recall_pct"], "%"),
+                     _fmt(tk.get("kept_pct"), "%"), tm.get("median_s")])
+    for fam in sorted(set(s["time_by_family"]) - set(s["identifiers_by_family"])):
+        tm = s["time_by_family"][fam]
+        rows.append([fam, 0, 0, 0, None, 0, None, None, None, tm.get("median_s")])
+    lines += [_table(["family", "identifiers", "legible before", "legible after", "leak rate", "on blocked",
+                      "ink survival (median)", "engine recall", "technical kept", "median s"], rows), ""]
+    lines += ["## By identifier kind", ""]
+    rows = [[k, st["identifiers"], st["legible_before"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
+             st["on_blocked_images"], st["ink_survival_median"], _fmt(st["recall_pct"], "%")]
+            for k, st in s["identifiers_by_kind"].items()]
+    lines += [_table(["kind", "identifiers", "legible before", "legible after", "leak rate", "on blocked",
+                      "ink survival (median)", "engine recall"], rows), ""]
+    lines += ["Names by source (person and physician names; `syllables` are made up and in no gazetteer):", ""]
+    rows = [[k, st["identifiers"], st["legible_before"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
+             _fmt(st["recall_pct"], "%")] for k, st in s["names_by_source"].items() if st["identifiers"]]
+    lines += [_table(["name source", "names", "legible before", "legible after", "leak rate", "engine recall"],
+                     rows), ""]
+    lines += ["## Recognizers (findings with a box)", ""]
+    if s["recognizers"]:
+        rows = [[k, v["findings"], v["true_positives"], _fmt(v["precision_pct"], "%"), v["on_technical"],
+                 v["on_context"], ", ".join(f"{a} {b}" for a, b in v["kinds"].items())]
+                for k, v in s["recognizers"].items()]
+        lines += [_table(["recognizer", "findings", "on an identifier", "precision", "on technical text",
+                          "on labels/clutter", "kinds reported"], rows), ""]
+    else:
+        lines += ["No finding carried a box (no pixel recognizers ran).", ""]
+    if s["metadata_findings"]:
+        lines += ["Metadata findings (no box): " + ", ".join(f"{k} {v}" for k, v in s["metadata_findings"].items()),
+                  ""]
+    md = s["metadata"]
+    lines += ["## Metadata", "",
+              _table(["tag", "in inputs", "in outputs"],
+                     [[t, md["before_by_tag"].get(t, 0), md["after_by_tag"].get(t, 0)]
+                      for t in sorted(set(md["before_by_tag"]) | set(md["after_by_tag"]))]), ""]
+    if o["blocked"]:
+        lines += ["## Blocked", "", "Blocked images leak nothing but cost the clinician the upload.", "",
+                  _table(["by format", "images"], [[k, v] for k, v in o["blocked_by_format"].items()]), ""]
+    fails = s["failures"]
+    lines += ["## Failures", "",
+              "Kinds and boxes only (x, y, w, h in display pixels); identifier values are never written here.", ""]
+    if not fails:
+        lines += ["None."]
+    order = ["identifier_legible", "metadata", "technical_lost", "pixels_outside", "control_changed", "blocked",
+             "undecodable_output", "orientation_differs", "size_differs"]
+    for typ in order:
+        sel = [f for f in fails if f["type"] == typ]
+        if not sel:
+            continue
+        lines += [f"### {typ} ({len(sel)})", ""]
+        shown = sel[:150]
+        for f in shown:
+            extra = {k: v for k, v in f.items() if k not in ("type", "file", "family")}
+            lines.append(f"- `{f['file']}` " + " ".join(f"{k}={v}" for k, v in extra.items()))
+        if len(sel) > len(shown):
+            lines.append(f"- … {len(sel) - len(shown)} more in the JSON")
+        lines.append("")
+    lines += ["## How to read this", "",
+              "See `bench/README.md`. In short: an identifier *leaks* when RapidOCR (not the engine's Tesseract) "
+              "can still read it after sanitising; only identifiers it could read before count. "
+              "`ultrasound_real` labels come from RapidOCR itself and are weaker.", ""]
+    return "\n".join(lines)
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def dump_json(doc: dict) -> str:
+    """Indented, except one line per image: readable, diffable and a fifth of the size."""
+    head = {k: v for k, v in doc.items() if k != "images"}
+    text = json.dumps(head, indent=1)[:-2]
+    images = ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["images"])
+    return f'{text},\n "images": [\n{images}\n ]\n}}\n'
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--count-per-family", type=int, default=None,
+                    help=f"images per family (default {generate.DEFAULT_COUNT}; {QUICK_COUNT} with --quick)")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--options", action="append", default=[],
+                    help="EngineOptions as key=value, comma-separated or repeated (unknown fields are ignored)")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_COUNT} images per family; suffix 'quick'")
+    ap.add_argument("--suffix", default=None, help="report name suffix: quality-DATE-SUFFIX.md")
+    ap.add_argument("--corpus-root", type=Path, default=HERE, help="where corpus-<seed>-<K>/ lives")
+    ap.add_argument("--fresh", action="store_true", help="regenerate the corpus even if it exists")
+    ap.add_argument("--keep-outputs", type=Path, help="keep the sanitised files here")
+    a = ap.parse_args(argv)
+    count = a.count_per_family or (QUICK_COUNT if a.quick else generate.DEFAULT_COUNT)
+    suffix = a.suffix if a.suffix is not None else ("quick" if a.quick else "")
+    t0 = time.monotonic()
+    info = machine()
+    corpus, gen_s, reused = corpus_for(a.seed, count, a.corpus_root, a.fresh)
+    scored = score.score(corpus, a.options, keep_outputs=a.keep_outputs)
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    date = dt.date.today().isoformat()
+    doc = {
+        "date": date,
+        "command": " ".join(shlex.quote(x) for x in [_rel(Path(sys.executable)), *sys.argv]),
+        "machine": info,
+        "corpus": {"seed": a.seed, "count_per_family": count, "families": manifest["families"],
+                   "images": manifest["images"], "generator_version": manifest["generator_version"],
+                   "dir": str(corpus.relative_to(REPO)) if corpus.is_relative_to(REPO) else str(corpus),
+                   "reused": reused, "generate_seconds": gen_s},
+        "options": scored["options"],
+        "options_ignored": scored["options_ignored"],
+        "score_seconds": scored["score_seconds"],
+        "wall_seconds": round(time.monotonic() - t0, 1),
+        "summary": scored["summary"],
+        "images": scored["images"],
+    }
+    a.out.mkdir(parents=True, exist_ok=True)
+    stem = a.out / (f"quality-{date}" + (f"-{suffix}" if suffix else ""))
+    stem.with_suffix(".json").write_text(dump_json(doc))
+    stem.with_suffix(".md").write_text(report_md(doc))
+    s = doc["summary"]
+    print("", file=sys.stderr)
+    print(f"quality: {manifest['images']} images in {doc['wall_seconds']} s "
+          f"(sanitize median {s['time']['median_s']} s, p95 {s['time']['p95_s']} s)")
+    for t in s["targets"]:
+        mark = {True: "ok  ", False: "MISS", None: "n/a "}[t["met"]]
+        of = f" of {t['of']}" if t.get("of") is not None else ""
+        print(f"  [{mark}] {t['target']}: {t['value']}{of} (goal {t['goal']})")
+    o = s["outcomes"]
+    print(f"  blocked by the engine: {o['blocked']} of {o['images']} images")
+    print(f"report: {stem.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The quality harness end to end, on a fresh quick corpus: the numbers cannot rot.
+
+bench/quality/run.py generates labelled images (viewer screens, photos of
+them, screenshots, wristbands, faces, controls, the deid-data ultrasounds),
+sanitises them, and judges the output with RapidOCR and exiftool. The full
+run and its numbers live in bench/results/; this test keeps the harness
+working and guards against regressions. The goal for leaks is zero; the
+bound below is the measured state plus a margin, and the results file says
+how far from zero we are.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_quality_run(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench" / "quality"))
+    try:
+        import run
+    finally:
+        sys.path.pop(0)
+    assert run.main(["--quick", "--out", str(tmp_path), "--corpus-root", str(tmp_path)]) == 0
+    [report] = tmp_path.glob("quality-*-quick.json")
+    summary = json.loads(report.read_text())["summary"]
+
+    assert summary["metadata"]["identifying_tags_after"] == 0
+    assert summary["metadata"]["identifying_tags_before"] > 50  # planting worked
+    assert summary["controls"]["max_pct"] < 1.0
+    assert summary["technical"]["kept_pct"] >= 85.0
+    ids = summary["identifiers"]
+    assert ids["legible_before"] >= 100
+    # Sanitising must make most legible identifiers illegible (without pixel
+    # redaction every one of them leaks); see bench/results for the full table.
+    assert ids["leaked"] <= 0.25 * ids["legible_before"], ids
+    # The report names kinds and boxes, never the identifiers themselves.
+    [labels] = tmp_path.glob("corpus-*/labels.jsonl")
+    planted = {i["text"] for line in labels.read_text().splitlines()
+               for i in json.loads(line)["identifiers"] if len(i.get("text", "")) >= 6}
+    text = report.read_text() + report.with_suffix(".md").read_text()
+    assert planted and not [p for p in planted if p in text]
