@@ -58,13 +58,18 @@ RUN groupadd --system --gid 10001 scrubgate \
 WORKDIR /src
 
 # Locked dependencies first, in their own layer, so that code changes do not
-# reinstall them. The lock also pins hatchling (the build backend).
-COPY requirements.lock ./
-RUN pip install --no-cache-dir -r requirements.lock
+# reinstall them. Only the runtime ones: the lock also holds the test and
+# benchmark tools (RapidOCR, scikit-image, ...), which an image does not need,
+# so it is used as constraints on pyproject's runtime list. The lock also pins
+# hatchling (the build backend).
+COPY requirements.lock pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > runtime.txt \
+    && pip install --no-cache-dir -c requirements.lock -r runtime.txt hatchling
 
 # scrubgate itself. --no-build-isolation builds the wheel with the hatchling
 # installed from the lock above instead of fetching build dependencies again.
-COPY pyproject.toml README.md ./
+COPY README.md ./
 COPY addons/ ./addons/
 COPY policies/ ./policies/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
