@@ -118,6 +118,13 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
     return kept
 
 
+def _gap(a: Box, b: Box) -> float:
+    """Distance between two boxes (0 when they touch or overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
+    return max(dx, dy)
+
+
 def _overlap(a: Box, b: Box) -> float:
     """Intersection over the smaller box."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
@@ -185,13 +192,27 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
     # recognizer understood (a name in an unusual form, a hospital without
     # "Hospital" in its name, a misread ID) is far more likely another
     # identifier than anything else, unless it is plainly technical.
-    readable = sum(1 for ln in page.lines if _mean_confidence(ln) >= 70 and _has_content(ln.text))
-    if photographic and readable >= _MIN_LINES_FOR_A_DOCUMENT:
+    readable = [ln for ln in page.lines if _mean_confidence(ln) >= 70 and _has_content(ln.text)]
+    if photographic and len(readable) >= _MIN_LINES_FOR_A_DOCUMENT:
+        text_height = float(np.median([ln.height for ln in readable]))
         # On a photo of a screen or a page, text that no pass could read is text
         # we cannot vouch for: small print behind moire, a tilted worklist. Fail
         # closed and paint it. Photos without legible text (a wound, a face, a
         # textured background) are left alone: their "regions" are not print.
-        for box in page.unread:
+        # Only what is shaped like the page's own lines, and sits among them
+        # (next to read text, or next to a piece that does): anatomy and other
+        # texture inside the picture also makes "regions", and must stay.
+        shaped = [b for b in page.unread if b[2] >= 2.5 * b[3] and 0.6 * text_height <= b[3] <= 1.6 * text_height]
+        anchors = [ln.box for ln in readable]
+        chosen: list[Box] = []
+        grew = True
+        while grew:
+            grew = False
+            for b in shaped:
+                if b not in chosen and any(_gap(b, a) <= 2.5 * text_height for a in anchors + chosen):
+                    chosen.append(b)
+                    grew = True
+        for box in chosen:
             yield pad(box, frame.size), None
             yield None, Finding("free_text", "pixels", "text.unreadable", box, 0.5)
     physical = _physical(lines)  # passes read the same line several times: count it once
@@ -215,7 +236,8 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                 # Unread and much taller than the banner's lines: a thumbnail
                 # strip, not text. (A read heading -- the patient's name in
                 # large type above the banner -- may well be taller.)
-                if boxes[g][3] > 1.5 * line_height and all(m.source == "unread" for m in members):
+                if boxes[g][3] > 1.5 * line_height and all(m.source == "unread" for m in members) \
+                        or boxes[g][3] > 3 * line_height:  # nor is a misread spanning half the picture
                     continue
                 if any(m.source == "unread" or (not is_technical(m.text) and _has_content(m.text))
                        for m in members) and not any(is_technical(m.text) for m in members):
