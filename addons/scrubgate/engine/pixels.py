@@ -232,6 +232,8 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                 hits = sum(1 for n in near if hit[n])
                 if hit[g] or not hits or hits * 2 < len(near):
                     continue
+                if all(dangling[i] is not None for i in physical[g]):
+                    continue  # a bare label ("Naam:") names a field; it holds no identifier
                 members = [lines[i] for i in physical[g]]
                 # Unread and much taller than the banner's lines: a thumbnail
                 # strip, not text. (A read heading -- the patient's name in
@@ -311,7 +313,9 @@ def _mean_confidence(line: ocr.Line) -> float:
 def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | None]):
     label = lines[index]
     lx, ly, lw, lh = label.box
-    header_row = False
+    # A table header row holds only labels ("Patient name | Patient ID | DOB");
+    # a form row ("Name: x   Date: y") holds values too, and is no header.
+    other_labels = values_on_row = 0
     right: list[tuple[float, ocr.Line]] = []
     for j, other in enumerate(lines):
         if j == index:
@@ -319,8 +323,10 @@ def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | No
         ox, oy, ow, oh = other.box
         same_row = abs((oy + oh / 2) - (ly + lh / 2)) < 0.6 * lh
         if same_row and dangling[j] is not None:
-            header_row = header_row or abs(ox - lx) > lw  # another header, not this one re-read
+            other_labels += abs(ox - lx) > lw  # another header, not this one re-read
             continue
+        if same_row and any(c.isdigit() for c in other.text):
+            values_on_row += 1  # header words ("Mod", "Description") carry no digits; values do
         if same_row and 0 <= ox - (lx + lw) < 30 * lh:
             right.append((ox, other))  # a form's value column can sit far to the right
         elif 0 <= oy - (ly + lh) < 1.5 * lh and ox < lx + lw + 2 * lh and ox + ow > lx - 2 * lh:
@@ -328,7 +334,7 @@ def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | No
     if right:
         nearest = min(x for x, _ in right)
         yield from (other for x, other in right if x - nearest < 2 * lh)  # the same value, other passes
-    if header_row:
+    if other_labels and not values_on_row:
         yield from _column_below(label, lines)
 
 
