@@ -39,7 +39,6 @@ _FORMATS = {
     "bmp": bmp,
     "heif": heif,
 }
-_HANDLERS = {name: module.strip for name, module in _FORMATS.items()}
 
 
 def sanitize(data: bytes, options: EngineOptions = EngineOptions()) -> Verdict:

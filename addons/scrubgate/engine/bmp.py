@@ -176,10 +176,7 @@ def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
         frame = frame.convert("RGBA" if "A" in frame.mode else "RGB")
 
     def encode(edited: list[Image.Image]) -> bytes:
-        (im,) = edited
-        im.load()
-        bare = im._new(im.im)  # shares the pixels; carries none of the caller's info
-        bare.info = {}
+        (bare,) = raster.bare(edited, 1)
         buf = io.BytesIO()
         bare.save(buf, "BMP")
         if icc or bare.mode == "RGBA":

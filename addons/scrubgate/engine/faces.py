@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .boxes import iou
+
 _DETECT_SIDE = 1024  # faces worth hiding are large; detection is cheap at this size
 
 
@@ -38,16 +40,9 @@ def find(image: Image.Image) -> list[tuple[int, int, int, int]]:
                      for c, n in zip(_cascades(), (5, 3)))
     boxes = []
     for (x, y, w, h) in default:
-        if any(_iou((x, y, w, h), other) > 0.3 for other in alt2):
+        if any(iou((x, y, w, h), other) > 0.3 for other in alt2):
             boxes.append((int(x / scale), int(y / scale), int(w / scale), int(h / scale)))
     return boxes
-
-
-def _iou(a, b) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def blur(image: Image.Image, box: tuple[int, int, int, int]) -> None:

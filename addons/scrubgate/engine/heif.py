@@ -292,12 +292,7 @@ def _exif_tiff(exif: bytes | None) -> bytes | None:
 
 def _save_avif(frames, durations, icc) -> bytes:
     buf = io.BytesIO()
-    bare = []
-    for f in frames:
-        f.load()
-        b = f._new(f.im)  # shares the pixels; carries none of the caller's info
-        b.info = {}
-        bare.append(b)
+    bare = raster.bare(frames, len(frames))
     kw = {"quality": _QUALITY}
     if icc:
         kw["icc_profile"] = icc

@@ -171,10 +171,7 @@ def decode(data: bytes, limits):
     frame.info = {}
 
     def encode(edited: list) -> bytes:
-        (f,) = edited
-        f.load()
-        bare = f._new(f.im)  # shares the pixels; carries none of the caller's info (comments, EXIF)
-        bare.info = {}
+        (bare,) = raster.bare(edited, 1)
         kw: dict = {"qtables": quantization, "progressive": progressive}
         if sampling != -1:
             kw["subsampling"] = sampling

@@ -6,7 +6,7 @@ pytesseract. Either way OMP_THREAD_LIMIT=1: Tesseract's OpenMP threads fight
 the worker pool for the same cores and make it 5x slower, not faster.
 
 One pass of Tesseract misses text that a human reads easily on a phone photo
-of a screen, so `read_lines` runs several *passes*, each a differently
+of a screen, so `read_page` runs several *passes*, each a differently
 prepared copy of the picture (see `_passes`), and returns the lines of all of
 them. The caller treats them as a union: a word read in any pass counts.
 """
@@ -23,6 +23,8 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter, ImageOps  # noqa: E402
+
+from .boxes import intersects, union  # noqa: E402
 
 DEFAULT_LANGUAGES = "eng+nld+deu+fra"
 # Tesseract reads best with capital letters 20-40 px tall. Screenshots are
@@ -61,16 +63,13 @@ class Line:
         return union([w.box for w in self.words])
 
     @property
+    def confidence(self) -> float:
+        """Mean of the words' Tesseract confidences (0-100)."""
+        return sum(w.confidence for w in self.words) / len(self.words)
+
+    @property
     def height(self) -> int:
         return int(np.median([w.box[3] for w in self.words]))
-
-
-def union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
-    x0 = min(b[0] for b in boxes)
-    y0 = min(b[1] for b in boxes)
-    x1 = max(b[0] + b[2] for b in boxes)
-    y1 = max(b[1] + b[3] for b in boxes)
-    return x0, y0, x1 - x0, y1 - y0
 
 
 # --- backends ------------------------------------------------------------------------
@@ -268,11 +267,6 @@ class Page:
     unread: list[tuple[int, int, int, int]]  # regions no pass read with any confidence
 
 
-def read_lines(image: Image.Image, *, photographic: bool = False,
-               languages: str = DEFAULT_LANGUAGES) -> list[Line]:
-    return read_page(image, photographic=photographic, languages=languages).lines
-
-
 def read_page(image: Image.Image, *, photographic: bool = False,
               languages: str = DEFAULT_LANGUAGES) -> Page:
     """Every line of text any pass reads, and the text-like regions; boxes in
@@ -303,7 +297,7 @@ def read_page(image: Image.Image, *, photographic: bool = False,
             originals += [r for r in (_unscale(back(r), scale) for r in more_regions)
                           if r[0] > 2 and r[1] > 2 and r[0] + r[2] < w - 2 and r[1] + r[3] < h - 2]
     believed = [w.box for ln in mapped for w in ln.words if w.confidence >= _MIN_LINE_CONFIDENCE * 2]
-    unread = [r for r in originals if not any(_intersects(r, b) for b in believed)]
+    unread = [r for r in originals if not any(intersects(r, b) for b in believed)]
     return Page(mapped, originals, unread)
 
 
@@ -349,8 +343,8 @@ def _read_frame(gray: Image.Image, photographic: bool, engine) -> tuple[list[Lin
     if photographic:
         for offset, tile in _tiles(gray):
             read("tiles", _polarised(tile), offset)
-        weak = sorted((ln for ln in lines if _mean_confidence(ln) < _REREAD_BELOW),
-                      key=_mean_confidence)[:_MAX_REREADS]
+        weak = sorted((ln for ln in lines if ln.confidence < _REREAD_BELOW),
+                      key=lambda ln: ln.confidence)[:_MAX_REREADS]
         for ln in weak:
             x, y, w, h = ln.box
             crop, origin, factor, _ = _crop_for_reading(gray, (x, y, w, h), max(4, h // 2), force_line=True)
@@ -416,10 +410,6 @@ def _unrotate(angle: float, size, rotated_size):
     return back
 
 
-def _intersects(a, b) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
 def _covered(region, boxes) -> bool:
     """True when confident words span most of the region's width."""
     x, y, w, h = region
@@ -434,8 +424,6 @@ def _covered(region, boxes) -> bool:
     return covered >= 0.8 * w
 
 
-def _mean_confidence(line: Line) -> float:
-    return sum(w.confidence for w in line.words) / len(line.words)
 def group_lines(words: list[Word]) -> list[list[Word]]:
     """Words into lines by geometry, not by Tesseract's layout.
 

@@ -3,7 +3,7 @@
 Format-blind: it gets `raster.Decoded` frames and edits them in place. For
 each distinct frame it looks for
 
-- burned-in text (ocr.read_lines), judged line by line by the recognizers: a
+- burned-in text (ocr.read_page), judged line by line by the recognizers: a
   line carrying an identifier is redacted whole (a banner line leaks through
   the words around a missed one), technical lines are kept;
 - barcodes, QR codes and DataMatrix: always redacted;
@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import barcodes, faces, ocr
+from .boxes import Box, gap, overlap, union
 from .raster import Decoded
 from .verdict import Finding, Refused
 
-Box = tuple[int, int, int, int]
 
 # A gazetteer hit on a line Tesseract itself barely believes is usually a
 # texture read as letters; labels, checksums and patterns are trusted as is.
@@ -112,26 +112,10 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
     """Several passes read the same line: one finding per kind and place, the surest one."""
     kept: list[Finding] = []
     for f in sorted(findings, key=lambda f: -f.confidence):
-        if f.box is None or not any(k.kind == f.kind and k.box is not None and _overlap(k.box, f.box) > 0.5
+        if f.box is None or not any(k.kind == f.kind and k.box is not None and overlap(k.box, f.box) > 0.5
                                     for k in kept):
             kept.append(f)
     return kept
-
-
-def _gap(a: Box, b: Box) -> float:
-    """Distance between two boxes (0 when they touch or overlap)."""
-    dx = max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
-    dy = max(0, max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
-    return max(dx, dy)
-
-
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over the smaller box."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    if x1 <= x0 or y1 <= y0:
-        return 0.0
-    return (x1 - x0) * (y1 - y0) / max(1, min(a[2] * a[3], b[2] * b[3]))
 
 
 def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
@@ -155,13 +139,13 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
             for w in words:
                 yield pad(w.box, frame.size), None
             if words:
-                yield None, Finding("free_text", "pixels", "text.all", ocr.union([w.box for w in words]),
+                yield None, Finding("free_text", "pixels", "text.all", union([w.box for w in words]),
                                     round(min(w.confidence for w in words) / 100, 2))
         return
     flagged: set[int] = set()
     # A label is only trusted when Tesseract is sure of it: "Ph" or "Dr" read
     # at 40% confidence from a texture is noise, not a form field.
-    dangling = [dangling_label(line.text) if _mean_confidence(line) >= _MIN_LABEL_CONFIDENCE else None
+    dangling = [dangling_label(line.text) if line.confidence >= _MIN_LABEL_CONFIDENCE else None
                 for line in lines]
     for i, line in enumerate(lines):
         text = line.text
@@ -172,9 +156,9 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
             yield fill(line.box), None
             for s in spans:
                 boxes = [w.box for w, (a, b) in zip(line.words, offsets) if a < s.end and b > s.start]
-                yield None, Finding(s.kind, "pixels", s.recognizer, ocr.union(boxes) if boxes else line.box,
+                yield None, Finding(s.kind, "pixels", s.recognizer, union(boxes) if boxes else line.box,
                                     round(s.confidence, 2))
-        elif _mean_confidence(line) >= _MIN_LINE_CONFIDENCE_FOR_WEAK and (kind := labelled_kind(text)):
+        elif line.confidence >= _MIN_LINE_CONFIDENCE_FOR_WEAK and (kind := labelled_kind(text)):
             # "Date de naissance: Zar": a form field whose value was misread.
             flagged.add(i)
             yield fill(line.box), None
@@ -192,7 +176,7 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
     # recognizer understood (a name in an unusual form, a hospital without
     # "Hospital" in its name, a misread ID) is far more likely another
     # identifier than anything else, unless it is plainly technical.
-    readable = [ln for ln in page.lines if _mean_confidence(ln) >= 70 and _has_content(ln.text)]
+    readable = [ln for ln in page.lines if ln.confidence >= 70 and _has_content(ln.text)]
     if photographic and len(readable) >= _MIN_LINES_FOR_A_DOCUMENT:
         text_height = float(np.median([ln.height for ln in readable]))
         # On a photo of a screen or a page, text that no pass could read is text
@@ -209,14 +193,14 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
         while grew:
             grew = False
             for b in shaped:
-                if b not in chosen and any(_gap(b, a) <= 2.5 * text_height for a in anchors + chosen):
+                if b not in chosen and any(gap(b, a) <= 2.5 * text_height for a in anchors + chosen):
                     chosen.append(b)
                     grew = True
         for box in chosen:
             yield pad(box, frame.size), None
             yield None, Finding("free_text", "pixels", "text.unreadable", box, 0.5)
     physical = _physical(lines)  # passes read the same line several times: count it once
-    boxes = [ocr.union([lines[i].box for i in p]) for p in physical]
+    boxes = [union([lines[i].box for i in p]) for p in physical]
     hit = [any(i in flagged for i in p) for p in physical]
     for axis, groups in ((1, _blocks(boxes)), (0, _rows(boxes))):
         for group in groups:
@@ -252,9 +236,9 @@ def _physical(lines: list[ocr.Line]) -> list[list[int]]:
     groups: list[tuple[Box, list[int]]] = []
     for i, line in enumerate(lines):
         for k, (box, members) in enumerate(groups):
-            if _overlap(box, line.box) > 0.5:
+            if overlap(box, line.box) > 0.5:
                 members.append(i)
-                groups[k] = (ocr.union([box, line.box]), members)
+                groups[k] = (union([box, line.box]), members)
                 break
         else:
             groups.append((line.box, [i]))
@@ -288,7 +272,7 @@ def _blocks(boxes: list[Box]) -> list[list[int]]:
     for i in order:
         x, y, w, h = boxes[i]
         for block in blocks:
-            bx, by, bw, bh = ocr.union([boxes[j] for j in block])
+            bx, by, bw, bh = union([boxes[j] for j in block])
             aligned = abs(x - bx) < 2 * h or abs((x + w) - (bx + bw)) < 2 * h
             if aligned and y - (by + bh) < 1.6 * h and y + h > by:
                 block.append(i)
@@ -300,14 +284,10 @@ def _blocks(boxes: list[Box]) -> list[list[int]]:
 
 def _believable(span, line: ocr.Line) -> bool:
     """Texture read as letters ('St Ms LE' at 32%) makes patterns match too."""
-    conf = _mean_confidence(line)
+    conf = line.confidence
     if conf < _MIN_LINE_CONFIDENCE:
         return False
     return span.confidence >= _WEAK_SPAN or conf >= _MIN_LINE_CONFIDENCE_FOR_WEAK
-
-
-def _mean_confidence(line: ocr.Line) -> float:
-    return sum(w.confidence for w in line.words) / len(line.words)
 
 
 def _value_candidates(index: int, lines: list[ocr.Line], dangling: list[str | None]):
@@ -363,7 +343,7 @@ def snap(box: Box, regions: list[Box]) -> Box:
         vertical = min(y + h, ry + rh) - max(y, ry)
         if vertical >= 0.5 * min(h, rh) and rh < 2.5 * h and rx < x + w + h and rx + rw > x - h:
             grown.append(r)
-    return ocr.union(grown)
+    return union(grown)
 
 
 def pad(box: Box, size: tuple[int, int], fraction: float = 0.3) -> Box:

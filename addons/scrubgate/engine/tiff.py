@@ -418,15 +418,9 @@ def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
         raise Refused("corrupt", f"TIFF could not be decoded ({type(e).__name__})") from None
 
     def encode(edited: list[Image.Image]) -> bytes:
-        if len(edited) != len(params):
-            raise ValueError("page count changed between decode and encode")
-        bare = []
-        for frame, p in zip(edited, params):
-            frame.load()
-            b = frame._new(frame.im)  # shares the pixels; carries none of the caller's info
-            b.info = {}
+        bare = raster.bare(edited, len(params))
+        for b, p in zip(bare, params):
             b.encoderinfo = dict(p)
-            bare.append(b)
         buf = io.BytesIO()
         bare[0].save(buf, "TIFF", save_all=len(bare) > 1, append_images=bare[1:], **params[0])
         return buf.getvalue()

@@ -75,27 +75,30 @@ def national_ids(ctx: OcrText) -> Iterator[Span]:
             else:  # mod-11 valid but outside the issued ranges: still a 10-digit record number
                 name, base = "nhs_number", 0.55
             yield Span(m.start(), m.end(), "national_id", name, _boost(s, "uk10", m.start(), base))
-        for m in _NINE.finditer(s):
-            if checksums.bsn(_compact(m.group())):
-                yield Span(m.start(), m.end(), "national_id", "bsn", _boost(s, "bsn", m.start(), 0.6))
-        for m in _SSN.finditer(s):
-            if checksums.ssn(_compact(m.group())):
-                yield Span(m.start(), m.end(), "national_id", "ssn", _boost(s, "ssn", m.start(), 0.75))
-        for m in _RRN.finditer(s):
-            if checksums.rrn(_compact(m.group())):
-                yield Span(m.start(), m.end(), "national_id", "rrn", _boost(s, "rrn", m.start(), 0.8))
-        for m in _KVNR.finditer(s):
-            if checksums.kvnr(m.group().replace(" ", "")):
-                yield Span(m.start(), m.end(), "national_id", "kvnr", _boost(s, "kvnr", m.start(), 0.8))
-        for m in _NIR.finditer(s):
-            if checksums.nir(m.group().replace(" ", "")):
-                yield Span(m.start(), m.end(), "national_id", "nir", _boost(s, "nir", m.start(), 0.85))
-        for m in _PPSN.finditer(s):
-            if checksums.ppsn(m.group().replace(" ", "")):
-                yield Span(m.start(), m.end(), "national_id", "ppsn", _boost(s, "ppsn", m.start(), 0.75))
-        for m in _MBI.finditer(s):
-            if checksums.mbi(m.group().replace("-", "")):
-                yield Span(m.start(), m.end(), "national_id", "mbi", _boost(s, "mbi", m.start(), 0.75))
+        for rx, clean, valid, name, base in _CHECKED_IDS:
+            for m in rx.finditer(s):
+                if valid(clean(m.group())):
+                    yield Span(m.start(), m.end(), "national_id", name, _boost(s, name, m.start(), base))
+
+
+def _no_spaces(v: str) -> str:
+    return v.replace(" ", "")
+
+
+def _no_dashes(v: str) -> str:
+    return v.replace("-", "")
+
+
+# The other schemes: (pattern, cleanup, checksum, recognizer and context key, base confidence).
+_CHECKED_IDS = (
+    (_NINE, _compact, checksums.bsn, "bsn", 0.6),
+    (_SSN, _compact, checksums.ssn, "ssn", 0.75),
+    (_RRN, _compact, checksums.rrn, "rrn", 0.8),
+    (_KVNR, _no_spaces, checksums.kvnr, "kvnr", 0.8),
+    (_NIR, _no_spaces, checksums.nir, "nir", 0.85),
+    (_PPSN, _no_spaces, checksums.ppsn, "ppsn", 0.75),
+    (_MBI, _no_dashes, checksums.mbi, "mbi", 0.75),
+)
 
 
 # Bare hospital-number shape: 2-3 capitals then 6-8 digits ("RX0042113").
