@@ -111,14 +111,19 @@ CRISP_FORMATS = ["png", "tiff", "png", "jpeg", "png", "png", "webp", "png"]
 SCREENSHOT_FORMATS = ["png", "gif", "bmp", "webp", "tiff", "png", "png", "png"]
 
 
+def _save_page(pg, meta, rng, stem: Path, index: int, formats, plant_chance: float, qualities):
+    """Write a rendered page in the format its turn calls for, maybe with metadata planted."""
+    labels = _labels_from_page(pg)
+    fmt = formats[index % len(formats)]
+    path = stem.with_suffix("." + EXT[fmt])
+    planted = plant.save(pg.img, path, fmt, rng, owner=_owner(rng), when=_when(rng),
+                         plant=rng.random() < plant_chance, quality=rng.randint(*qualities))
+    return path, fmt, labels, planted, [], meta
+
+
 def gen_screen_crisp(rng, nrng, stem: Path, index: int):
     pg, meta = render.screen(rng, nrng)
-    labels = _labels_from_page(pg)
-    fmt = CRISP_FORMATS[index % len(CRISP_FORMATS)]
-    path = stem.with_suffix("." + EXT[fmt])
-    planted = plant.save(pg.img, path, fmt, rng, owner=_owner(rng), when=_when(rng), plant=rng.random() < 0.3,
-                         quality=rng.randint(90, 97))
-    return path, fmt, labels, planted, [], meta
+    return _save_page(pg, meta, rng, stem, index, CRISP_FORMATS, 0.3, (90, 97))
 
 
 def gen_screen_photo(rng, nrng, stem: Path, index: int):
@@ -131,12 +136,7 @@ def gen_screen_photo(rng, nrng, stem: Path, index: int):
 
 def gen_screenshot(rng, nrng, stem: Path, index: int):
     pg, meta, p = ehr.screenshot(rng, nrng, with_face=False)
-    labels = _labels_from_page(pg)
-    fmt = SCREENSHOT_FORMATS[index % len(SCREENSHOT_FORMATS)]
-    path = stem.with_suffix("." + EXT[fmt])
-    planted = plant.save(pg.img, path, fmt, rng, owner=_owner(rng), when=_when(rng), plant=rng.random() < 0.9,
-                         quality=rng.randint(75, 95))
-    return path, fmt, labels, planted, [], meta
+    return _save_page(pg, meta, rng, stem, index, SCREENSHOT_FORMATS, 0.9, (75, 95))
 
 
 def gen_wristband(rng, nrng, stem: Path, index: int):
