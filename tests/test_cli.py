@@ -49,6 +49,20 @@ def test_sanitize_burned_in_text_reports_kinds_and_boxes_never_values(tmp_path):
     assert r.returncode == 0 and "unchanged" in r.stdout
 
 
+def test_policy_faces_choice_reaches_the_engine(tmp_path):
+    """strict.yaml says faces: block; the worker pipeline must honour it."""
+    from skimage import data
+    from PIL import Image
+
+    src, out = tmp_path / "portrait", tmp_path / "out.jpg"
+    src.write_bytes(encode(Image.fromarray(data.astronaut()), "JPEG"))
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--json", "--policy", str(ROOT / "policies/strict.yaml"),
+                  timeout=120)
+    assert r.returncode == 3 and json.loads(r.stdout)["reason"] == "identifiable_face" and not out.exists()
+    r = scrubgate("sanitize", str(src), "-o", str(out), "--json", timeout=120)  # default: blur
+    assert r.returncode == 0 and "face" in json.loads(r.stdout)["verdict"]["findings"]
+
+
 def test_sanitize_refusal_writes_nothing(tmp_path):
     src, out = tmp_path / "cut.jpg", tmp_path / "out.jpg"
     src.write_bytes(jpeg_with_metadata(tmp_path)[:500])
