@@ -20,6 +20,10 @@ _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b
 
 def sniff(data: bytes) -> Sniffed:
     head = data[:64]
+    # First: PS3.10 lets the 128-byte preamble hold anything, often a TIFF header
+    # (so a DICOM file opens in TIFF viewers); the DICM marker is what counts.
+    if data[128:132] == b"DICM":
+        return Sniffed("dicom", "dicom")
     if head.startswith(b"\xff\xd8\xff"):
         return Sniffed("jpeg", "image")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -34,8 +38,6 @@ def sniff(data: bytes) -> Sniffed:
         return Sniffed("bmp", "image")
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return Sniffed("heif", "image")
-    if data[128:132] == b"DICM":
-        return Sniffed("dicom", "dicom")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return Sniffed("zip", "archive")
     if head[:2] == b"\x1f\x8b":
