@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import barcodes, faces, ocr
+from . import barcodes, faces, hints, ocr
 from .boxes import Box, gap, overlap, union
 from .raster import Decoded
 from .verdict import Finding, Refused
@@ -42,6 +42,10 @@ class PixelOptions:
     text: str = "identifiers"  # "identifiers", "all" or "none" (barcodes and faces still apply)
     faces: str = "blur"  # "blur", "block" or "keep"
     languages: str = ocr.DEFAULT_LANGUAGES
+    # Values known to identify this patient (a DICOM header's name, IDs, dates),
+    # as (kind, value): OCR'd lines that fuzzily contain one are redacted.
+    # Held in memory for the scan only; never logged or reported.
+    hints: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -158,6 +162,11 @@ def text_regions(frame: Image.Image, options: PixelOptions, photographic: bool):
                 boxes = [w.box for w, (a, b) in zip(line.words, offsets) if a < s.end and b > s.start]
                 yield None, Finding(s.kind, "pixels", s.recognizer, union(boxes) if boxes else line.box,
                                     round(s.confidence, 2))
+        elif options.hints and (kind := hints.match(text, options.hints)):
+            # The header's own values, in whatever format the screen shows them.
+            flagged.add(i)
+            yield fill(line.box), None
+            yield None, Finding(kind, "pixels", "dicom.header_value", line.box, 0.9)
         elif line.confidence >= _MIN_LINE_CONFIDENCE_FOR_WEAK and (kind := labelled_kind(text)):
             # "Date de naissance: Zar": a form field whose value was misread.
             flagged.add(i)

@@ -1,0 +1,110 @@
+"""DICOM: the PS3.15 Annex E profile on the header, burned-in text in the pixels.
+
+One file goes through four steps:
+
+1. read: the whole file is parsed (sequences included) so that a damaged or
+   undefined-length mess is refused here, not half-way through cleaning;
+2. pixels (pixels.py): every frame of images that may carry burned-in text is
+   scanned with the image engine's OCR and recognizers, plus the header's own
+   identifying values as fuzzy hints; redacted frames are written back in the
+   original transfer syntax where an encoder exists (codecs.py);
+3. header (header.py): every row of Table E.1-1 (annex_e.py, generated from
+   the standard) with the options the policy chose; UIDs remapped with a
+   keyed hash, dates shifted per patient, private tags, overlays, curves and
+   icons removed; the de-identification attributes set;
+4. write and re-read: the output must parse again, or nothing goes out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+from ..pixels import PixelOptions
+from ..raster import Limits
+from ..verdict import Refused, Verdict
+from .options import LONGITUDINAL, DicomOptions
+
+__all__ = ["DicomOptions", "LONGITUDINAL", "hints_from_bytes", "read", "sanitize"]
+
+
+def read(data: bytes):
+    """Parse a whole DICOM file, or raise Refused("corrupt") with a clear reason."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+        _touch(ds)  # pydicom parses sequences lazily: force every element now
+    except InvalidDicomError:
+        raise Refused("corrupt", "the file says it is DICOM but is not a readable DICOM file") from None
+    except Exception as e:  # noqa: BLE001 -- pydicom raises anything on a damaged file
+        raise Refused("corrupt", f"the DICOM file is damaged and cannot be read ({type(e).__name__})") from None
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise Refused("corrupt", "the DICOM file has no transfer syntax in its file meta information")
+    return ds
+
+
+def _touch(ds, depth: int = 0) -> None:
+    if depth > 16:
+        raise ValueError("sequences nested too deeply")
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _touch(item, depth + 1)
+
+
+def hints_from_bytes(data: bytes) -> tuple[tuple[str, str], ...]:
+    """The identifying values in one DICOM file's header (for a study's other files)."""
+    from . import header
+
+    try:
+        return header.collect_hints(read(data))
+    except Refused:
+        return ()
+
+
+def sanitize(data: bytes, options: DicomOptions, pixel_options: PixelOptions | None, limits: Limits,
+             extra_hints: tuple[tuple[str, str], ...] = ()) -> Verdict:
+    """Clean one DICOM file. Raises Refused; the engine turns that into a refused Verdict.
+
+    `pixel_options` None means metadata only (the policy or caller turned pixels off).
+    """
+    from . import header, pixels
+
+    ds = read(data)
+    verdict = Verdict(format="dicom", content="dicom")
+    scanned = False
+    if options.clean_pixel_data and pixel_options is not None and pixels.needs_scan(ds):
+        hints = tuple(dict.fromkeys(header.collect_hints(ds) + extra_hints))
+        changed, findings = pixels.clean_pixels(ds, _with_hints(pixel_options, hints), limits)
+        verdict.findings.extend(findings)
+        scanned = True
+        if changed:
+            verdict.actions.append("pixels_redacted")
+    else:
+        pixels.check_pixels(ds, limits)
+    report = header.deidentify(ds, options)
+    header.mark_deidentified(ds, options, pixels_scanned=scanned)
+    verdict.removed = Counter(report.removed)
+    if any(ds.preamble or b""):
+        # PS3.10 lets the preamble hold anything (a TIFF header, 128 bytes of text).
+        verdict.removed["dicom_preamble"] += 1
+    ds.preamble = b"\0" * 128
+    verdict.findings.extend(report.findings)
+    verdict.actions.append("metadata_removed")
+    verdict.output = write(ds)
+    read(verdict.output)  # what we could not read back, nobody else should be sent
+    return verdict
+
+
+def _with_hints(options: PixelOptions, hints: tuple[tuple[str, str], ...]) -> PixelOptions:
+    from dataclasses import replace
+
+    return replace(options, hints=options.hints + hints)
+
+
+def write(ds) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
