@@ -128,6 +128,14 @@ def test_ssn_needs_label_when_undashed() -> None:
     assert find_identifiers("000-12-3456") == []  # area 000 is never issued
 
 
+def test_a_line_that_is_only_a_long_number_is_an_id() -> None:
+    # Real ultrasounds print the MRN and accession number on lines of their own.
+    assert_flagged("00047431395", "00047431395", "mrn", "mrn.bare_number")
+    assert_flagged("120907058", "120907058", "mrn", "mrn.bare_number")
+    for technical in ("1024", "123456", "12.5 cm", "Gain 1234567 x", "8:48:26 AM"):
+        assert "mrn" not in kinds(technical), technical
+
+
 def test_ocr_confused_nhs_number() -> None:
     text = "NHS: 943 476 59l9"
     span = assert_flagged(text, "943 476 59l9", "national_id", "nhs_number")

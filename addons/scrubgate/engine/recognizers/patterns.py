@@ -105,10 +105,18 @@ _CHECKED_IDS = (
 _MRN_SHAPE = re.compile(r"(?<![\w\-./])[A-Z]{2,3}\d{6,8}(?![\w\-])")
 
 
+# A line that is nothing but a long number: on a scanner's banner that is the
+# patient or accession number printed without its label (real ultrasounds do
+# this). Measurements carry units or decimals, clocks colons.
+_BARE_NUMBER = re.compile(r"^\s*#?\s*(\d(?: ?\d){6,12})\s*$")
+
+
 def mrn_shapes(ctx: OcrText) -> Iterator[Span]:
     for s in ctx.variants():
         for m in _MRN_SHAPE.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.shape", 0.5)
+        for m in _BARE_NUMBER.finditer(s):
+            yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
 
 
 # ---------------------------------------------------------------------------
