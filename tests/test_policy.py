@@ -61,7 +61,8 @@ approved_channel: {name: x, url: ftp://nope}
 fail: sometimes
 faces: pixelate
 text: everything
-limits: {max_body_bytes: -5, job_timout_seconds: 3}
+dicom: {retain_uids: "yes", retain_longitudinal: sometimes, clean_everything: true}
+limits: {max_body_bytes: -5, job_timout_seconds: 3, max_archive_depth: 99}
 rules:
   - content: [image, pdf]
     action: scrub
@@ -72,7 +73,8 @@ rules:
         Policy.load(bad)
     msg = "\n".join(e.value.errors)
     for expected in ("approved_channel.url", "policy.fail", "policy.faces", "policy.text",
-                     "limits.max_body_bytes", "limits.job_timout_seconds",
+                     "limits.max_body_bytes", "limits.job_timout_seconds", "limits.max_archive_depth",
+                     "dicom.retain_uids", "dicom.retain_longitudinal", "dicom.clean_everything",
                      "rules[0].content", "rules[0].action", "rules[1].services"):
         assert expected in msg, msg
 
@@ -101,3 +103,17 @@ def test_pixel_choices_reach_the_worker_plan():
     default = Policy.load(POLICIES / "default.yaml")
     plan = default.plan_for(default.catalogue.by_id["slack"])
     assert (plan.text, plan.faces) == ("identifiers", "blur")
+
+
+def test_dicom_options_and_the_deployment_key_reach_the_worker_plan(tmp_path):
+    default = Policy.load(POLICIES / "default.yaml")
+    plan = default.plan_for(default.catalogue.by_id["slack"], b"k" * 32)
+    assert plan.dicom.secret == b"k" * 32 and plan.dicom.retain_longitudinal == "modified"
+    assert plan.dicom.clean_pixel_data and not plan.dicom.retain_uids
+    strict = Policy.load(POLICIES / "strict.yaml")
+    assert strict.dicom.retain_longitudinal == "off"
+    # YAML 1.1 reads a bare `off` as false; that still means "off".
+    text = (POLICIES / "default.yaml").read_text().replace("retain_longitudinal: modified", "retain_longitudinal: off")
+    (tmp_path / "services.yaml").write_text((POLICIES / "services.yaml").read_text())
+    (tmp_path / "p.yaml").write_text(text)
+    assert Policy.load(tmp_path / "p.yaml").dicom.retain_longitudinal == "off"

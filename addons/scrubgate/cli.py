@@ -42,6 +42,18 @@ what is cleaned:
   are painted out with a solid box, barcodes/QR/DataMatrix always, faces in photographs
   blurred. The picture is re-encoded only when pixels changed (JPEG keeps its tables).
 
+  DICOM: the header goes through every row of PS3.15 Annex E Table E.1-1 with the
+  options of the policy's `dicom:` block; UIDs are remapped with a keyed hash (see
+  --secret-file), dates shifted per patient, private tags, overlays, curves and icon
+  images removed; burned-in text is painted out in every frame (cine loops: frames
+  whose text changed are read again). Re-encoded in the same transfer syntax where an
+  encoder exists (RLE, JPEG-LS, JPEG 2000), else Explicit VR Little Endian.
+
+  ZIP archives (DICOM studies, DICOMDIR layouts): every member is cleaned the same way,
+  with one study's header values guiding the OCR of all its files; member names that
+  carry identifiers are replaced; zip bombs, deep nesting and encrypted members are
+  refused.
+
 exit status:
   0  OUTPUT written (cleaned, or already clean)
   1  internal error (nothing written)
@@ -88,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT=ADDR:PORT",
                      help="connect to ADDR:PORT when a client asks for HOST:PORT (like curl --resolve); "
                           "repeatable; for tests and demos")
+    run.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
+                     help="deployment secret that keys DICOM UID remapping and date shifting; replicas "
+                          "must share it (default: $SCRUBGATE_SECRET_FILE, else CONFDIR/scrubgate-secret, "
+                          "created on first start)")
     run.add_argument("--workers", type=int, default=0, metavar="N",
                      help="sanitiser worker processes (default: one per CPU)")
     run.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
@@ -109,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "and faces only)")
     san.add_argument("--faces", choices=("blur", "block", "keep"),
                      help="override the policy: what to do with faces in photographs")
+    san.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
+                     help="deployment secret for DICOM UIDs and dates, as the gateway uses (default: "
+                          "$SCRUBGATE_SECRET_FILE; without one, a random key for this run only, so "
+                          "UIDs are consistent within one archive but not with the gateway's)")
     san.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
 
     pol = sub.add_parser("policy", help="work with policy files")
@@ -176,6 +196,7 @@ def sanitize_command(args) -> int:
     """The gateway's own pipeline (inspect_body) on one file, as if uploaded to --service."""
     from .engine import sniff
     from .inspect import BodyJob, inspect_body
+    from .keys import SecretError, load_secret
     from .policy import Policy, PolicyError, Service
     try:
         data = Path(args.input).read_bytes()
@@ -194,9 +215,16 @@ def sanitize_command(args) -> int:
             return EXIT_USAGE
     else:
         service = Service(id="offline", name="offline", media="inspectable", hosts=())
+    secret = b""
+    if args.secret_file:
+        try:
+            secret = load_secret(args.secret_file)
+        except SecretError as e:
+            _err(str(e))
+            return EXIT_USAGE
     try:
         kind = sniff(data)
-        plan = policy.plan_for(service)
+        plan = policy.plan_for(service, secret)
         overrides = {k: v for k, v in (("text", args.text), ("faces", args.faces)) if v}
         if overrides:
             plan = dataclasses.replace(plan, **overrides)

@@ -32,6 +32,7 @@ async def _main(args) -> int:
         "scrubgate_metrics_host": args.metrics_host,
         "scrubgate_metrics_port": args.metrics_port,
         "scrubgate_workers": args.workers,
+        "scrubgate_secret_file": args.secret_file,
         "scrubgate_resolve": args.resolve,
         "termlog_verbosity": "warn" if args.quiet else "info",
     }

@@ -6,15 +6,17 @@ benchmarks and the proxy's worker processes all call `sanitize()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field, replace
 
-from . import bmp, gif, heif, jpeg, png, pixels, tiff, webp
+from . import archive, bmp, dicom, gif, heif, jpeg, png, pixels, tiff, webp
+from .dicom import DicomOptions
 from .ocr import DEFAULT_LANGUAGES, OcrUnavailable
 from .raster import Limits
 from .sniff import Sniffed, sniff
 from .verdict import Finding, Refused, Verdict
 
-__all__ = ["EngineOptions", "Finding", "Refused", "Sniffed", "Verdict", "sanitize", "sniff", "warm_up"]
+__all__ = ["DicomOptions", "EngineOptions", "Finding", "Refused", "Sniffed", "Verdict", "sanitize", "sniff", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,14 @@ class EngineOptions:
     faces: str = "blur"  # faces in photographs: "blur", "block" or "keep"
     pixels: bool = True  # False: metadata only (no OCR, barcodes or faces)
     languages: str = DEFAULT_LANGUAGES  # Tesseract language models
+    dicom: DicomOptions = field(default_factory=DicomOptions)  # Annex E options and the UID key
+    # What happens to each kind of file found inside an archive (content kind ->
+    # "sanitize", "allow", "monitor" or "block"); kinds not named are blocked.
+    archive_members: tuple[tuple[str, str], ...] = (
+        ("image", "sanitize"), ("dicom", "sanitize"), ("archive", "sanitize"))
+    max_archive_members: int = 10_000
+    max_archive_bytes: int = 2 * 1024**3  # uncompressed, summed over members
+    max_archive_depth: int = 3  # a zip in a zip in a zip
 
 
 # One module per format family. Each has `strip(data, max_pixels) -> Verdict`
@@ -44,21 +54,32 @@ _FORMATS = {
 def sanitize(data: bytes, options: EngineOptions = EngineOptions()) -> Verdict:
     """Clean one payload. Never raises: failures come back as a refused Verdict.
 
-    Two steps for images: the format module strips metadata losslessly; then
+    Images take two steps: the format module strips metadata losslessly; then
     the pixel scanner looks for burned-in text, codes and faces. Only when it
     paints something is the picture re-encoded (from the decoded frames, which
-    carry no metadata); otherwise the lossless copy is the output.
+    carry no metadata); otherwise the lossless copy is the output. DICOM files
+    go through the Annex E profile (dicom/); ZIP archives are opened and every
+    member is cleaned the same way (archive.py).
     """
+    return _sanitize(data, options, depth=0, hints=())
+
+
+def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tuple[str, str], ...]) -> Verdict:
     kind = sniff(data)
-    module = _FORMATS.get(kind.format)
-    if module is None:
-        what = "this file type" if kind.format == "unknown" else kind.format.upper()
-        return Verdict(format=kind.format, content=kind.content, refused="unsupported_format",
-                       detail=f"scrubgate cannot clean {what} yet")
     try:
+        if kind.format == "dicom":
+            return dicom.sanitize(data, _dicom_options(options), _pixel_options(options, hints) if options.pixels
+                                  else None, _limits(options), extra_hints=hints)
+        if kind.format == "zip":
+            return _sanitize_zip(data, options, depth, hints)
+        module = _FORMATS.get(kind.format)
+        if module is None:
+            what = "this file type" if kind.format == "unknown" else kind.format.upper()
+            return Verdict(format=kind.format, content=kind.content, refused="unsupported_format",
+                           detail=f"scrubgate cannot clean {what} yet")
         verdict = module.strip(data, options.max_pixels)
         if options.pixels and kind.content == "image":
-            _scan_pixels(module, data, options, verdict)
+            _scan_pixels(module, data, options, verdict, hints)
         return verdict
     except Refused as e:
         return Verdict(format=kind.format, content=kind.content, refused=e.reason, detail=e.detail)
@@ -70,9 +91,36 @@ def sanitize(data: bytes, options: EngineOptions = EngineOptions()) -> Verdict:
                        detail=f"internal error in the {kind.format} handler ({type(e).__name__})")
 
 
-def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict) -> None:
-    decoded = module.decode(data, Limits(max_pixels=options.max_pixels, max_frames=options.max_frames))
-    changed, findings = pixels.scan(decoded, pixels.PixelOptions(options.text, options.faces, options.languages))
+def _sanitize_zip(data: bytes, options: EngineOptions, depth: int, hints) -> Verdict:
+    actions = dict(options.archive_members)
+    limits = archive.ArchiveLimits(max_members=options.max_archive_members,
+                                   max_total_bytes=options.max_archive_bytes,
+                                   max_depth=options.max_archive_depth)
+    return archive.sanitize_zip(
+        data, lambda member, hints: _sanitize(member, options, depth + 1, hints),
+        lambda content: actions.get(content, "block"), limits, depth=depth, hints=hints)
+
+
+def _limits(options: EngineOptions) -> Limits:
+    return Limits(max_pixels=options.max_pixels, max_frames=options.max_frames)
+
+
+def _pixel_options(options: EngineOptions, hints: tuple[tuple[str, str], ...]) -> pixels.PixelOptions:
+    return pixels.PixelOptions(options.text, options.faces, options.languages, hints)
+
+
+# Without a configured key (a one-off `scrubgate sanitize`), UIDs are still
+# remapped, consistently within this process, with a key nobody keeps.
+_PROCESS_SECRET = secrets.token_bytes(32)
+
+
+def _dicom_options(options: EngineOptions) -> DicomOptions:
+    return options.dicom if options.dicom.secret else replace(options.dicom, secret=_PROCESS_SECRET)
+
+
+def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict, hints) -> None:
+    decoded = module.decode(data, _limits(options))
+    changed, findings = pixels.scan(decoded, _pixel_options(options, hints))
     verdict.findings.extend(findings)
     if changed:
         verdict.output = decoded.encode(decoded.frames)

@@ -8,9 +8,10 @@ fail-open/closed switch and the approved channel named on block pages.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from ..engine.dicom.options import LONGITUDINAL, DicomOptions
 from ..engine.verdict import CONTENT_KINDS
 from .catalogue import MEDIA, Service, ServiceCatalogue
 from .validate import PolicyError, Reader, load_yaml
@@ -40,6 +41,9 @@ class Limits:
     max_pixels: int = 100_000_000
     job_timeout_seconds: float = 30.0
     max_queue: int = 64
+    max_archive_members: int = 10_000
+    max_archive_bytes: int = 2 * 1024**3  # uncompressed, summed over an archive's members
+    max_archive_depth: int = 3
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Plan:
     limits: Limits
     text: str
     faces: str = "blur"
+    dicom: DicomOptions = field(default_factory=DicomOptions)  # with the deployment key filled in
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Policy:
     fail: str  # "closed" or "open"
     text: str  # "identifiers", "all" or "none": burned-in text to redact
     faces: str  # "blur", "block" or "keep": faces in photographs
+    dicom: DicomOptions  # the Annex E options (the key is not policy: it comes from the deployment)
     chunked_uploads: str  # "block" or "allow"
     limits: Limits
     approved_channel: ApprovedChannel
@@ -82,9 +88,10 @@ class Policy:
                 return rule.action
         return self.default_action
 
-    def plan_for(self, service: Service) -> Plan:
+    def plan_for(self, service: Service, secret: bytes = b"") -> Plan:
         return Plan({c: self.action_for(service, c) for c in CONTENT_KINDS},
-                    self.fail == "open", self.limits, self.text, self.faces)
+                    self.fail == "open", self.limits, self.text, self.faces,
+                    replace(self.dicom, secret=secret))
 
     def decision_table(self) -> list[tuple[str, str, dict[str, str]]]:
         return [(s.id, s.media, {c: self.action_for(s, c) for c in CONTENT_KINDS})
@@ -97,7 +104,7 @@ class Policy:
         errors: list[str] = []
         r = Reader(errors)
         m = r.mapping(doc, "policy", {
-            "name", "version", "description", "catalogue", "fail", "text", "faces", "chunked_uploads",
+            "name", "version", "description", "catalogue", "fail", "text", "faces", "dicom", "chunked_uploads",
             "limits", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
         cat_ref = catalogue_path or path.parent / (r.string(m, "catalogue", "policy") or "services.yaml")
         try:
@@ -107,7 +114,8 @@ class Policy:
             catalogue = ServiceCatalogue([], str(cat_ref))
 
         lm = r.mapping(m.get("limits", {}), "limits", {
-            "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue"})
+            "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue",
+            "max_archive_members", "max_archive_bytes", "max_archive_depth"})
         d = Limits()
         limits = Limits(
             max_body_bytes=int(r.number(lm, "max_body_bytes", "limits", d.max_body_bytes, 1024, 2**31)),
@@ -116,7 +124,13 @@ class Policy:
             job_timeout_seconds=float(r.number(lm, "job_timeout_seconds", "limits", d.job_timeout_seconds,
                                                0.1, 600, integer=False)),
             max_queue=int(r.number(lm, "max_queue", "limits", d.max_queue, 1, 10000)),
+            max_archive_members=int(r.number(lm, "max_archive_members", "limits", d.max_archive_members,
+                                             1, 1_000_000)),
+            max_archive_bytes=int(r.number(lm, "max_archive_bytes", "limits", d.max_archive_bytes,
+                                           1024, 2**40)),
+            max_archive_depth=int(r.number(lm, "max_archive_depth", "limits", d.max_archive_depth, 0, 8)),
         )
+        dicom = _dicom_options(r, m.get("dicom", {}))
         am = r.mapping(m.get("approved_channel", {}), "approved_channel", {"name", "url", "contact"},
                        {"name", "url"})
         channel = ApprovedChannel(r.string(am, "name", "approved_channel") or "",
@@ -156,6 +170,7 @@ class Policy:
             fail=r.choice(m, "fail", "policy", ("closed", "open"), "closed"),
             text=r.choice(m, "text", "policy", ("identifiers", "all", "none"), "identifiers"),
             faces=r.choice(m, "faces", "policy", ("blur", "block", "keep"), "blur"),
+            dicom=dicom,
             chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
             limits=limits,
             approved_channel=channel,
@@ -168,6 +183,21 @@ class Policy:
         if errors:
             raise PolicyError(str(path), errors)
         return policy
+
+
+def _dicom_options(r: Reader, raw) -> DicomOptions:
+    """The policy's `dicom:` block: one key per PS3.15 Annex E option."""
+    names = {f.name for f in fields(DicomOptions)} - {"secret"}
+    dm = r.mapping(raw, "dicom", names)
+    d = DicomOptions()
+    values = {}
+    for name in sorted(names - {"retain_longitudinal"}):
+        values[name] = r.flag(dm, name, "dicom", getattr(d, name))
+    if dm.get("retain_longitudinal") is False:  # YAML 1.1 reads a bare `off` as false
+        dm = {**dm, "retain_longitudinal": "off"}
+    values["retain_longitudinal"] = r.choice(dm, "retain_longitudinal", "dicom", LONGITUDINAL,
+                                             d.retain_longitudinal)
+    return DicomOptions(**values)
 
 
 def _digest(*paths: Path) -> str:

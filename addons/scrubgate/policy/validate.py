@@ -64,6 +64,13 @@ class Reader:
             return default
         return value
 
+    def flag(self, m: dict, key: str, where: str, default: bool) -> bool:
+        value = m.get(key, default)
+        if not isinstance(value, bool):
+            self.errors.append(f"{where}.{key}: must be true or false (got {value!r})")
+            return default
+        return value
+
     def number(self, m: dict, key: str, where: str, default: float, minimum: float, maximum: float,
                integer: bool = True) -> float:
         value = m.get(key, default)

@@ -14,7 +14,7 @@ import time
 
 from mitmproxy import ctx, exceptions, http
 
-from .. import paths
+from .. import keys, paths
 from ..carriers.extract import extract
 from ..engine.verdict import Refused
 from ..inspect import BodyJob, BodyOutcome
@@ -48,6 +48,7 @@ def _is_partial(headers) -> bool:
 class Gateway:
     def __init__(self) -> None:
         self.policy: Policy | None = None
+        self.secret = b""  # the DICOM UID/date key, from scrubgate_secret_file
         self.pool: WorkerPool | None = None
         self._watch: asyncio.Task | None = None
         self._mtimes: tuple = ()
@@ -61,6 +62,11 @@ class Gateway:
                           "new version is reported and the running policy stays in force.")
         loader.add_option("scrubgate_workers", int, 0,
                           "Sanitiser worker processes (0: one per CPU).")
+        loader.add_option("scrubgate_secret_file", str, "",
+                          "File holding the deployment secret that keys DICOM UID remapping and date "
+                          "shifting (hex, at least 16 bytes). Replicas must share it so a study's "
+                          "files keep matching UIDs. Default: scrubgate-secret in confdir, created "
+                          "(mode 0600) on first start.")
         loader.add_option("scrubgate_decrypt_catalogue_only", bool, True,
                           "Set mitmproxy's allow_hosts from the service catalogue so that every "
                           "other host is tunnelled without decryption.")
@@ -71,6 +77,16 @@ class Gateway:
             raise exceptions.OptionsError(
                 "stream_large_bodies cannot be used with scrubgate: streamed uploads would leave "
                 "uninspected. Use the policy's limits.max_body_bytes instead.")
+        if "scrubgate_secret_file" in updated or "confdir" in updated:
+            path = ctx.options.scrubgate_secret_file or os.path.join(
+                os.path.expanduser(ctx.options.confdir), "scrubgate-secret")
+            try:
+                self.secret, created = keys.ensure_secret(path)
+            except (keys.SecretError, OSError) as e:
+                raise exceptions.OptionsError(f"scrubgate_secret_file: {e}")
+            if created:
+                log.warning(f"created a new DICOM de-identification secret in {path}; copy it to every "
+                            "replica (scrubgate_secret_file) so their UIDs agree")
         if "scrubgate_policy" in updated:
             try:
                 policy = Policy.load(ctx.options.scrubgate_policy)
@@ -218,7 +234,7 @@ class Gateway:
                     return  # a chat message or API call: no file, no worker
             except Refused:
                 pass  # let the worker produce the proper refusal
-        plan = policy.plan_for(service)
+        plan = policy.plan_for(service, self.secret)
         if decision.upload and service.media == "opaque" and set(plan.actions.values()) == {"block"}:
             # Media to an end-to-end-encrypted service is ciphertext: nothing to look at.
             self._block(flow, decision, "opaque_service", "media is encrypted on the device")
