@@ -510,7 +510,12 @@ def test_name_appearing_mid_cine_is_read_and_redacted(over_motion):
         assert not _legible_in(out, index, "PATEL"), index
     original, cleaned = frames_of(data), frames_of(out)
     x0, y0, x1, y1 = box
-    assert np.array_equal(original[:30, y0:y1, x0:x1], cleaned[:30, y0:y1, x0:x1])  # not there yet: untouched
+    # A box found on any frame is painted on all of them: a banner one frame's OCR
+    # misread is there, unread, in the frames before (fail closed, at the price of
+    # a little picture where the name was not yet shown).
+    assert stats.redacted_frames == 60
+    if over_motion:  # (on the still black background the fill changes nothing visible)
+        assert (original[:30, y0:y1, x0:x1] != cleaned[:30, y0:y1, x0:x1]).any()
 
 
 # --- refusals ------------------------------------------------------------------------------------------

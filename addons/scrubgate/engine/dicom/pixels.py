@@ -337,7 +337,7 @@ class _Planner:
         self.ref: np.ndarray | None = None  # gray of the last frame read
         self.prev: np.ndarray | None = None  # gray of the previous run
         self.findings: list[Finding] = []
-        self.plan: list[tuple[Box, ...]] = []
+        self.frames_seen = 0
 
     def step(self, run: _Run, nxt: _Run | None) -> None:
         import cv2
@@ -347,7 +347,7 @@ class _Planner:
         if self.prev is not None:
             self.active |= (cv2.absdiff(run.gray, self.prev) > _CHANGED).astype(np.uint8)
         self.prev = run.gray
-        self.plan.extend([tuple(self.fills)] * run.count)
+        self.frames_seen += run.count
         self.stats.runs += 1
 
     def _read(self, run: _Run) -> None:
@@ -495,12 +495,16 @@ def clean_pixels(ds, options: PixelOptions, limits: Limits,
         current = upcoming
     planner.step(current, None)
     del first, current, runs
-    plan = planner.plan
-    if len(plan) != geom.frames:
+    if planner.frames_seen != geom.frames:
         raise Refused("corrupt", f"the DICOM image's {name} pixel data holds a different number of "
                                  "frames than Number of Frames says")
     findings = dedupe(planner.findings)
-    if not any(plan):
+    # Every box found on any frame is painted on every frame. A banner that one
+    # frame's OCR misread was there, unread, in the frames before the one that
+    # read it; text that appears mid-loop costs a little picture earlier on,
+    # never an identifier.
+    boxes = planner.fills
+    if not boxes:
         return False, findings
 
     # Pass 2: decode again into one array, paint, write back.
@@ -511,11 +515,10 @@ def clean_pixels(ds, options: PixelOptions, limits: Limits,
             out = np.empty((geom.frames, *arr.shape), dtype=arr.dtype.newbyteorder("="))
         frame = out[i]
         frame[...] = arr
-        if plan[i]:
-            value = viewer.fill_value(frame)
-            for x, y, w, h in plan[i]:
-                frame[y:y + h, x:x + w] = value
-            stats.redacted_frames += 1
+        value = viewer.fill_value(frame)
+        for x, y, w, h in boxes:
+            frame[y:y + h, x:x + w] = value
+        stats.redacted_frames += 1
     ds["PixelData"].value = b""  # the encoded original is no longer needed: one copy fewer in memory
     photometric = "RGB" if geom.samples == 3 else geom.photometric
     if photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB"):
