@@ -68,7 +68,9 @@ def parse_options(EngineOptions, pairs: list[str]) -> tuple[object, dict, list[s
                 value = raw.strip()
             kwargs[key] = value
     opts = EngineOptions(**kwargs)
-    return opts, dataclasses.asdict(opts), ignored
+    recorded = dataclasses.asdict(opts)
+    recorded["dicom"].pop("secret", None)  # a key, not a setting: never written to a report
+    return opts, recorded, ignored
 
 
 # --------------------------------------------------------------------------- metadata
