@@ -313,3 +313,6 @@ def test_i_burned_in_identifiers_are_painted_out_in_flight(gateway, upstream):
     assert legible("W 400 L 40", after)
     metrics = gateway.metrics()
     assert re.search(r'scrubgate_identifiers_total\{kind="national_id",source="pixels"\} [1-9]', metrics)
+    # engine and OCR time per file are histograms of their own
+    assert re.search(r'scrubgate_sanitize_duration_seconds_count\{content="image"\} [1-9]', metrics)
+    assert re.search(r'scrubgate_ocr_duration_seconds_count [1-9]', metrics)

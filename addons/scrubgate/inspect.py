@@ -56,6 +56,8 @@ class PayloadOutcome:
     sha256_out: str = ""
     bytes_in: int = 0
     bytes_out: int = 0
+    seconds: float | None = None  # engine time, when the engine ran
+    ocr_seconds: float = 0.0
 
     def summary(self) -> dict:
         """JSON-safe description: no bytes, no identifier values."""
@@ -117,6 +119,7 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
         if action in ("sanitize", "monitor"):
             verdict = sanitize(p.data, options)
             o.findings, o.removed, o.detail = verdict.findings, dict(verdict.removed), verdict.detail
+            o.seconds, o.ocr_seconds = verdict.seconds, verdict.ocr_seconds
             if action == "monitor":
                 o.would = "block" if verdict.refused else "sanitize"
                 o.reason = verdict.refused

@@ -7,9 +7,10 @@ benchmarks and the proxy's worker processes all call `sanitize()`.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 
-from . import archive, bmp, dicom, gif, heif, jpeg, png, pixels, tiff, webp
+from . import archive, bmp, dicom, gif, heif, jpeg, ocr, png, pixels, tiff, webp
 from .dicom import DicomOptions
 from .ocr import DEFAULT_LANGUAGES, OcrUnavailable
 from .raster import Limits
@@ -61,7 +62,11 @@ def sanitize(data: bytes, options: EngineOptions = EngineOptions()) -> Verdict:
     go through the Annex E profile (dicom/); ZIP archives are opened and every
     member is cleaned the same way (archive.py).
     """
-    return _sanitize(data, options, depth=0, hints=())
+    started, ocr_before = time.perf_counter(), ocr.ocr_seconds
+    verdict = _sanitize(data, options, depth=0, hints=())
+    verdict.seconds = time.perf_counter() - started
+    verdict.ocr_seconds = ocr.ocr_seconds - ocr_before
+    return verdict
 
 
 def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tuple[str, str], ...]) -> Verdict:

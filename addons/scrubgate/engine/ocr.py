@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -267,10 +268,24 @@ class Page:
     unread: list[tuple[int, int, int, int]]  # regions no pass read with any confidence
 
 
+# Seconds this process has spent in read_page: the engine reports the share of
+# each file (scrubgate_ocr_duration_seconds).
+ocr_seconds = 0.0
+
+
 def read_page(image: Image.Image, *, photographic: bool = False,
               languages: str = DEFAULT_LANGUAGES) -> Page:
     """Every line of text any pass reads, and the text-like regions; boxes in
     `image`'s pixel coordinates."""
+    global ocr_seconds
+    started = time.perf_counter()
+    try:
+        return _read_page(image, photographic, languages)
+    finally:
+        ocr_seconds += time.perf_counter() - started
+
+
+def _read_page(image: Image.Image, photographic: bool, languages: str) -> Page:
     gray = image.convert("L")
     scale = working_scale(gray.size)
     if scale != 1.0:

@@ -87,6 +87,8 @@ class Verdict:
     actions: list[str] = field(default_factory=list)  # "metadata_removed", "pixels_redacted", ...
     removed: Counter = field(default_factory=Counter)  # metadata field -> count removed
     findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0  # time the engine spent on this payload
+    ocr_seconds: float = 0.0  # ... of which reading text (0 when nothing was OCR'd)
 
     @property
     def changed(self) -> bool:

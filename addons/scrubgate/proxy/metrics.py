@@ -59,6 +59,13 @@ ADDED_LATENCY = Histogram("scrubgate_added_latency_seconds",
                           "Delay scrubgate added to a request before forwarding or answering it.",
                           registry=REGISTRY,
                           buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+SANITIZE_SECONDS = Histogram("scrubgate_sanitize_duration_seconds",
+                             "Engine time for one file (sniff, metadata, pixels, re-encode), by content kind.",
+                             ["content"], registry=REGISTRY,
+                             buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+OCR_SECONDS = Histogram("scrubgate_ocr_duration_seconds",
+                        "Time spent reading text (Tesseract, all passes) in one file that was OCR'd.",
+                        registry=REGISTRY, buckets=(.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60))
 WORKERS = Gauge("scrubgate_workers", "Worker processes in the sanitiser pool.", registry=REGISTRY)
 WORKERS_BUSY = Gauge("scrubgate_workers_busy", "Worker processes busy with a job.", registry=REGISTRY)
 QUEUE_DEPTH = Gauge("scrubgate_queue_depth", "Uploads waiting for a free worker.", registry=REGISTRY)
@@ -93,6 +100,10 @@ def record(decision: Decision) -> None:
     ADDED_LATENCY.observe(decision.added_seconds)
     for p in decision.payloads:
         PAYLOADS.labels(decision.service, p.content, p.action).inc()
+        if p.seconds is not None:
+            SANITIZE_SECONDS.labels(p.content).observe(p.seconds)
+            if p.ocr_seconds > 0:
+                OCR_SECONDS.observe(p.ocr_seconds)
         BYTES.labels("in").inc(p.bytes_in)
         BYTES.labels("out").inc(p.bytes_out)
         for f in p.findings:
