@@ -201,3 +201,12 @@ def test_sighup_reopens_the_audit_log(tmp_path, upstream):
         wait_for(lambda: len(gw.audit_log.read_text().splitlines()) == 1)
     finally:
         stop_gateway(gw)
+
+
+def test_audit_rotation_sizes_read_like_logrotate():
+    from scrubgate.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--audit-log", "a.jsonl", "--audit-max-bytes", "100M",
+                                      "--audit-backups", "3"])
+    assert (args.audit_max_bytes, args.audit_backups) == (100 * 1024 * 1024, 3)
+    assert build_parser().parse_args(["run", "--audit-max-bytes", "2048"]).audit_max_bytes == 2048

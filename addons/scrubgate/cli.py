@@ -96,7 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
                      help="set any mitmproxy option; repeatable (e.g. --set proxyauth=user:pass)")
     run.add_argument("--audit-log", metavar="PATH",
-                     help="append one JSON line per decision to PATH ('-' for stdout)")
+                     help="append one JSON line per decision to PATH ('-' for stdout); reopened on "
+                          "SIGHUP for logrotate; format: deploy/audit.md")
+    run.add_argument("--audit-max-bytes", type=_size, default=0, metavar="SIZE",
+                     help="rotate the audit log before it grows past SIZE (bytes, or with K, M, G: "
+                          "100M); PATH becomes PATH.1 and older files shift (default: 0, no rotation "
+                          "by size: leave it to logrotate)")
+    run.add_argument("--audit-backups", type=int, default=5, metavar="N",
+                     help="rotated audit files to keep with --audit-max-bytes (default: %(default)s)")
     run.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT=ADDR:PORT",
                      help="connect to ADDR:PORT when a client asks for HOST:PORT (like curl --resolve); "
                           "repeatable; for tests and demos")
@@ -145,6 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--confdir", default="~/.mitmproxy", metavar="DIR",
                     help="mitmproxy configuration directory (default: %(default)s)")
     return parser
+
+
+def _size(text: str) -> int:
+    """'100M' -> 104857600: sizes for humans, as logrotate writes them."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    text = text.strip().upper().removesuffix("B")
+    factor = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 100M)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a size cannot be negative")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,8 @@ async def _main(args) -> int:
         updates["confdir"] = args.confdir
     if args.audit_log:
         updates["scrubgate_audit_log"] = args.audit_log
+        updates["scrubgate_audit_max_bytes"] = args.audit_max_bytes
+        updates["scrubgate_audit_backups"] = args.audit_backups
     try:
         if args.confdir:  # the CA is read when confdir is configured: set it first
             opts.update(confdir=args.confdir)

@@ -1,7 +1,13 @@
 """The audit log: one JSON line per decision, with kinds, counts and hashes only.
 
-`--audit-log PATH` appends to PATH (reopened on SIGHUP, for logrotate);
-`--audit-log -` writes to stdout. The operations issue extends the record.
+`--audit-log PATH` appends to PATH; `--audit-log -` writes to stdout. Rotation:
+either by hand/logrotate (move the file, send SIGHUP: it is reopened) or by
+size (`scrubgate_audit_max_bytes`, keeping `scrubgate_audit_backups` old files
+as PATH.1 ... PATH.N). The record format is described in deploy/audit.md.
+
+Never written: identifier values, file names, query strings, image bytes.
+A record is built from the Decision (kinds, counts, hashes) and a handful of
+request fields (client address, proxy user, host, method, path).
 """
 
 from __future__ import annotations
@@ -14,23 +20,25 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 
 from .decision import Decision
 from .metrics import ERRORS
 
 log = logging.getLogger("scrubgate.audit")
 
+INSTANCE = socket.gethostname()
+
 
 def audit_record(flow: http.HTTPFlow, d: Decision, policy) -> dict:
     client = flow.client_conn.peername[0] if flow.client_conn.peername else None
-    user = flow.metadata.get("proxyauth")
+    user = flow.metadata.get("proxyauth")  # (user, password) from mitmproxy's proxyauth addon
     return {
         "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "instance": socket.gethostname(),
+        "instance": INSTANCE,
         "incident": d.incident,
         "client": client,
-        "user": user[0] if isinstance(user, tuple) else None,
+        "user": user[0] if isinstance(user, tuple) and user else None,
         "service": d.service,
         "host": flow.request.pretty_host,
         "method": flow.request.method,
@@ -61,46 +69,123 @@ def _count(kinds) -> dict[str, int]:
 class Audit:
     def __init__(self, gateway) -> None:
         self.gateway = gateway
-        self._file = None
+        self._fd: int | None = None  # None: off, or stdout (see _stdout)
+        self._stdout = False
+        self._path = ""
+        self._size = 0  # bytes in the open file, for size rotation
+        self._rotate_failed = False  # report a failing rotation once, not on every record
         self._lock = threading.Lock()
-        gateway.on_sighup.append(self._reopen)  # logrotate moves the file, then sends SIGHUP
+        gateway.on_sighup.append(self._sighup)  # logrotate moves the file, then sends SIGHUP
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_audit_log", str, "",
                           "Append one JSON line per decision to this file ('-' for stdout, empty: off). "
                           "Reopened on SIGHUP so logrotate can move it.")
+        loader.add_option("scrubgate_audit_max_bytes", int, 0,
+                          "Rotate the audit log when it would grow past this many bytes: PATH becomes "
+                          "PATH.1, PATH.1 becomes PATH.2 and so on (0: never; use logrotate and SIGHUP "
+                          "instead). Not for stdout.")
+        loader.add_option("scrubgate_audit_backups", int, 5,
+                          "Rotated audit files to keep with scrubgate_audit_max_bytes (PATH.1 ... PATH.N, "
+                          "the oldest is overwritten). At least 1: rotation never just discards records.")
 
     def configure(self, updated) -> None:
+        if "scrubgate_audit_max_bytes" in updated and ctx.options.scrubgate_audit_max_bytes < 0:
+            raise exceptions.OptionsError("scrubgate_audit_max_bytes must be 0 (off) or a size in bytes")
+        if "scrubgate_audit_backups" in updated and ctx.options.scrubgate_audit_backups < 1:
+            raise exceptions.OptionsError("scrubgate_audit_backups must be at least 1")
         if "scrubgate_audit_log" in updated:
-            self._reopen()
+            try:
+                self._reopen()
+            except OSError as e:
+                raise exceptions.OptionsError(
+                    f"scrubgate_audit_log: cannot open {ctx.options.scrubgate_audit_log}: {e.strerror}")
+
+    # -- the file ----------------------------------------------------------------------------
+    def _close(self) -> None:
+        if self._fd is not None and not self._stdout:
+            os.close(self._fd)
+        self._fd, self._stdout = None, False
+
+    def _open(self) -> None:
+        path = self._path
+        if path == "-":
+            self._fd, self._stdout, self._size = sys.stdout.fileno(), True, 0
+        elif path:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+            self._fd, self._stdout, self._size = fd, False, os.fstat(fd).st_size
 
     def _reopen(self) -> None:
-        path = ctx.options.scrubgate_audit_log
         with self._lock:
-            if self._file not in (None, sys.stdout):
-                self._file.close()
-            self._file = None
-            if path == "-":
-                self._file = sys.stdout
-            elif path:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-                self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+            self._close()
+            self._path = ctx.options.scrubgate_audit_log
+            self._open()
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        d = flow.metadata.get("scrubgate")
-        if not isinstance(d, Decision) or d.recorded_audit or self._file is None:
-            return
-        d.recorded_audit = True
-        line = json.dumps(audit_record(flow, d, self.gateway.policy), separators=(",", ":"))
+    def _sighup(self) -> None:
         try:
-            with self._lock:
-                self._file.write(line + "\n")
+            self._reopen()
+            log.info("audit log reopened")
         except OSError as e:
             ERRORS.labels("audit").inc()
-            log.error(f"cannot write audit log: {e.strerror}")
+            log.error(f"cannot reopen the audit log: {e.strerror}; retrying on the next record")
+
+    def _rotate(self) -> None:
+        """PATH.(n-1) -> PATH.n ... PATH -> PATH.1, then a fresh PATH. Caller holds the lock."""
+        self._close()
+        path, keep = self._path, max(1, ctx.options.scrubgate_audit_backups)
+        for i in range(keep - 1, 0, -1):
+            if os.path.exists(f"{path}.{i}"):
+                os.replace(f"{path}.{i}", f"{path}.{i + 1}")
+        if os.path.exists(path):
+            os.replace(path, f"{path}.1")
+        self._open()
+
+    def _write(self, data: bytes) -> None:
+        """Append one line. Caller holds the lock. O_APPEND and a single write per line keep
+        lines whole even if another process (a second replica) appends to the same file."""
+        limit = 0 if self._stdout else ctx.options.scrubgate_audit_max_bytes
+        if limit and self._size and self._size + len(data) > limit:
+            try:
+                self._rotate()
+                self._rotate_failed = False
+            except OSError as e:
+                # Keep recording into the oversized file rather than lose records.
+                ERRORS.labels("audit").inc()
+                if not self._rotate_failed:
+                    log.error(f"cannot rotate the audit log: {e.strerror or type(e).__name__}; "
+                              "still appending to it")
+                self._rotate_failed = True
+                if self._fd is None:
+                    self._open()
+        if self._stdout:
+            sys.stdout.flush()  # anything mitmproxy buffered goes first, then our whole line
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+            self._size += n
+
+    # -- hooks -------------------------------------------------------------------------------
+    def request(self, flow: http.HTTPFlow) -> None:
+        d = flow.metadata.get("scrubgate")
+        if not isinstance(d, Decision) or d.recorded_audit:
+            return
+        d.recorded_audit = True
+        line = json.dumps(audit_record(flow, d, self.gateway.policy), separators=(",", ":"),
+                          ensure_ascii=True) + "\n"
+        with self._lock:
+            if not self._path:
+                return
+            try:
+                if self._fd is None:  # a failed reopen or rotation: try again for this record
+                    self._open()
+                self._write(line.encode("ascii"))
+            except OSError as e:
+                # The error only: a strerror never carries a record's content.
+                ERRORS.labels("audit").inc()
+                log.error(f"cannot write the audit log (incident {d.incident} not recorded): "
+                          f"{e.strerror or type(e).__name__}")
 
     def done(self) -> None:
         with self._lock:
-            if self._file not in (None, sys.stdout):
-                self._file.close()
-            self._file = None
+            self._close()
