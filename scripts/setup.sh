@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-shot set-up for a fresh Debian/Ubuntu machine (idempotent; fast when done):
-#   1. system packages (Tesseract OCR with eng/nld/deu/fra; for tests exiftool, dcmtk, curl, fonts), via apt;
+#   1. system packages (Tesseract OCR with eng/nld/deu/fra; for tests exiftool, dcmtk, prometheus, curl, fonts), via apt;
 #   2. a Python >= 3.12, found on PATH or in pyenv;
 #   3. .venv with the locked dependencies (requirements.lock) and scrubgate itself.
 # Usage: scripts/setup.sh [--test]   (--test also installs what the test suite needs)
@@ -14,9 +14,10 @@ say() { printf 'scrubgate setup: %s\n' "$*" >&2; }
 
 # --- 1. system packages -------------------------------------------------------------
 apt_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-nld tesseract-ocr-deu tesseract-ocr-fra)
-# exiftool judges metadata, dcmtk (dcmdump, dcm2pnm) judges DICOM output; the fonts
+# exiftool judges metadata, dcmtk (dcmdump, dcm2pnm) judges DICOM output, prometheus
+# (with promtool) scrapes a running gateway and checks the alert rules; the fonts
 # widen the quality corpus beyond DejaVu.
-test_packages=(libimage-exiftool-perl dcmtk curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
+test_packages=(libimage-exiftool-perl dcmtk prometheus curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
 needed=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || needed+=("$pkg")
