@@ -20,6 +20,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, GCC
 from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
+from ..engine.verdict import CONTENT_KINDS
 from .decision import Decision
 
 log = logging.getLogger("scrubgate.metrics")
@@ -80,6 +81,19 @@ POLICY_INFO = Gauge("scrubgate_policy_info", "The policy in force (value is alwa
 BUILD_INFO = Gauge("scrubgate_build_info", "scrubgate build (value is always 1).",
                    ["version", "mitmproxy", "python"], registry=REGISTRY)
 BUILD_INFO.labels(__version__, mitmproxy.version.VERSION, platform.python_version()).set(1)
+
+
+# Series that exist from the start: prometheus_client creates a labelled series
+# at its first increment, and rate()/increase() cannot see that first step -- the
+# first timeout or failed reload would go unnoticed by the alerts.
+for _stage in ("decode", "engine", "timeout", "worker", "overload", "policy_reload", "audit", "internal"):
+    ERRORS.labels(_stage)
+for _result in ("success", "failure"):
+    POLICY_RELOADS.labels(_result)
+for _reason in ("timeout", "worker_crash", "cancelled"):
+    WORKER_RESTARTS.labels(_reason)
+for _content in CONTENT_KINDS:
+    SANITIZE_SECONDS.labels(_content)
 
 
 def set_policy_info(name: str, version: str, sha256: str) -> None:
