@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import signal
 import time
 
@@ -77,16 +78,12 @@ class Gateway:
             raise exceptions.OptionsError(
                 "stream_large_bodies cannot be used with scrubgate: streamed uploads would leave "
                 "uninspected. Use the policy's limits.max_body_bytes instead.")
-        if "scrubgate_secret_file" in updated or "confdir" in updated:
-            path = ctx.options.scrubgate_secret_file or os.path.join(
-                os.path.expanduser(ctx.options.confdir), "scrubgate-secret")
+        if "scrubgate_secret_file" in updated and ctx.options.scrubgate_secret_file:
+            # A named key file must exist and be good now, or the start fails.
             try:
-                self.secret, created = keys.ensure_secret(path)
-            except (keys.SecretError, OSError) as e:
+                self.secret = keys.load_secret(ctx.options.scrubgate_secret_file)
+            except keys.SecretError as e:
                 raise exceptions.OptionsError(f"scrubgate_secret_file: {e}")
-            if created:
-                log.warning(f"created a new DICOM de-identification secret in {path}; copy it to every "
-                            "replica (scrubgate_secret_file) so their UIDs agree")
         if "scrubgate_policy" in updated:
             try:
                 policy = Policy.load(ctx.options.scrubgate_policy)
@@ -114,6 +111,20 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def running(self) -> None:
+        if not self.secret:
+            # No key file named: use (or create) the one in confdir. Only now, when
+            # every option is final, so no stray key lands in a default confdir.
+            path = os.path.join(os.path.expanduser(ctx.options.confdir), "scrubgate-secret")
+            try:
+                self.secret, created = keys.ensure_secret(path)
+            except (keys.SecretError, OSError) as e:
+                # Still remap every UID (fail closed), with a key this process alone holds.
+                self.secret, created = secrets.token_bytes(keys.SECRET_BYTES), False
+                log.error(f"cannot use the DICOM secret in {path} ({e}); UIDs are remapped with a key "
+                          "that dies with this process: set --secret-file")
+            if created:
+                log.warning(f"created a new DICOM de-identification secret in {path}; copy it to every "
+                            "replica (--secret-file) so their UIDs agree")
         limits = self.policy.limits if self.policy else None
         self.pool = WorkerPool(ctx.options.scrubgate_workers, limits.max_queue if limits else 64,
                                on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc(),
