@@ -8,12 +8,14 @@ mitmproxy, no I/O, so it can run in a worker, a test or a benchmark alike.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 from .carriers import encoding
 from .carriers.extract import extract
 from .engine import EngineOptions, Finding, sanitize
-from .engine.verdict import Refused, group_findings
+from .engine.verdict import Refused, Verdict, group_findings
 from .policy.model import SEVERITY, Plan
 
 # Why a request was blocked: a closed set (metric label values).
@@ -27,6 +29,59 @@ BLOCK_REASONS = (
     "worker_crash",  # the worker process died
     "overloaded",  # too many uploads waiting for a worker
 )
+
+
+class VerdictCache:
+    """Recent verdicts by (content sha256, engine options), in one worker process.
+
+    One picture is often forwarded to several chats, and a retried upload sends
+    the same bytes again: the engine is deterministic for given bytes and
+    options, so the second time costs a hash and a lookup instead of OCR.
+    Bounded by entries and by the bytes of the cleaned outputs it holds.
+    Refusals that depend on the machine rather than the file (OCR missing, a
+    handler bug) are not kept.
+    """
+
+    _NOT_KEPT = ("ocr_unavailable", "engine_error")
+
+    def __init__(self, max_entries: int = 256, max_bytes: int = 128 * 1024 * 1024):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: OrderedDict[tuple, Verdict] = OrderedDict()
+        self._bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> Verdict | None:
+        verdict = self._entries.get(key)
+        if verdict is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return verdict
+
+    def put(self, key: tuple, verdict: Verdict) -> None:
+        size = len(verdict.output or b"")
+        if verdict.refused in self._NOT_KEPT or size > self.max_bytes // 4 or key in self._entries:
+            return
+        self._entries[key] = verdict
+        self._bytes += size
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= len(old.output or b"")
+
+
+VERDICTS = VerdictCache()
+
+
+def _sanitize_cached(data: bytes, digest: str, options: EngineOptions) -> Verdict:
+    started = time.perf_counter()
+    key = (digest, options)
+    cached = VERDICTS.get(key)
+    if cached is not None:
+        return replace(cached, seconds=time.perf_counter() - started, ocr_seconds=0.0)
+    verdict = sanitize(data, options)
+    VERDICTS.put(key, verdict)
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -117,7 +172,7 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
             o.reason = "opaque_service" if job.opaque else "policy"
             continue
         if action in ("sanitize", "monitor"):
-            verdict = sanitize(p.data, options)
+            verdict = _sanitize_cached(p.data, o.sha256_in, options)
             o.findings, o.removed, o.detail = verdict.findings, dict(verdict.removed), verdict.detail
             o.seconds, o.ocr_seconds = verdict.seconds, verdict.ocr_seconds
             if action == "monitor":
