@@ -210,3 +210,13 @@ def test_audit_rotation_sizes_read_like_logrotate():
                                       "--audit-backups", "3"])
     assert (args.audit_max_bytes, args.audit_backups) == (100 * 1024 * 1024, 3)
     assert build_parser().parse_args(["run", "--audit-max-bytes", "2048"]).audit_max_bytes == 2048
+
+
+def test_run_refuses_a_negative_worker_count(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "scrubgate", "run", "--workers", "-1", "--listen-port", "0",
+                        "--metrics-port", "0", "--confdir", str(tmp_path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "scrubgate_workers" in r.stderr

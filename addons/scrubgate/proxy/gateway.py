@@ -78,6 +78,8 @@ class Gateway:
             raise exceptions.OptionsError(
                 "stream_large_bodies cannot be used with scrubgate: streamed uploads would leave "
                 "uninspected. Use the policy's limits.max_body_bytes instead.")
+        if "scrubgate_workers" in updated and ctx.options.scrubgate_workers < 0:
+            raise exceptions.OptionsError("scrubgate_workers: must be 0 (one per CPU) or more")
         if "scrubgate_secret_file" in updated and ctx.options.scrubgate_secret_file:
             # A named key file must exist and be good now, or the start fails.
             try:
