@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
                                     "creating the CA in CONFDIR first if it does not exist.")
     ca.add_argument("--confdir", default="~/.mitmproxy", metavar="DIR",
                     help="mitmproxy configuration directory (default: %(default)s)")
+
+    demo = sub.add_parser("demo", help="see the gateway clean and block sample uploads (offline, no setup)",
+                          description="Start a local stand-in messenger and the gateway with the default "
+                                      "policy, send synthetic uploads through it, and show what was done, "
+                                      "before/after pictures and the metrics that moved. Nothing leaves "
+                                      "this machine.")
+    demo.add_argument("--out", default="./scrubgate-demo", metavar="DIR",
+                      help="where to write the before/after pictures (default: %(default)s)")
+    demo.add_argument("--workers", type=int, default=2, metavar="N",
+                      help="sanitiser worker processes (default: %(default)s)")
+    demo.add_argument("--keep-running", action="store_true",
+                      help="leave the gateway up afterwards and print how to point a browser at it")
     return parser
 
 
@@ -180,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         return policy_check(args.path)
     if args.command == "ca":
         return ca_command(args.confdir)
+    if args.command == "demo":
+        from .demo import main as demo_main
+        return demo_main(args)
     return EXIT_USAGE
 
 
