@@ -28,7 +28,34 @@ _STANDALONE = {0x01} | set(range(0xD0, 0xD8))
 _SOS, _EOI = 0xDA, 0xD9
 # Inside entropy-coded data, 0xFF is followed by 0x00 (stuffing), RSTn or fill 0xFF;
 # anything else is the next marker.
-_NEXT_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+_SCAN_WINDOW = 1 << 20
+
+
+def _next_marker(data: bytes, pos: int) -> int | None:
+    """Where the first marker after `pos` starts (its leading 0xFF, fill bytes
+    included), skipping the entropy-coded data; None when there is none.
+
+    numpy over a window at a time: a regular expression crawls through the
+    scan at ~100 MB/s, and a 12 MP photo is mostly scan."""
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype=np.uint8)
+    n = len(arr)
+    start = pos
+    while start < n - 1:
+        end = min(n, start + _SCAN_WINDOW + 1)
+        window = arr[start:end]
+        ff = np.flatnonzero(window[:-1] == 0xFF)
+        if len(ff):
+            after = window[ff + 1]
+            hit = ff[(after != 0) & (after != 0xFF) & ((after < 0xD0) | (after > 0xD7))]
+            if len(hit):
+                i = start + int(hit[0])
+                while i > pos and data[i - 1] == 0xFF:
+                    i -= 1
+                return i
+        start = end - 1
+    return None
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -89,12 +116,12 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
         elif marker == _SOS:
             if not frame_seen:
                 raise Refused("corrupt", "JPEG scan before frame header")
-            m = _NEXT_MARKER.search(data, pos)
-            if m is None:
+            at = _next_marker(data, pos)
+            if at is None:
                 raise Refused("corrupt", "JPEG is truncated inside image data")
             body.append(raw)
-            body.append(data[pos:m.start()])
-            pos = m.start()
+            body.append(data[pos:at])
+            pos = at
         elif marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:
             if payload[12] or payload[13]:
                 removed["jfif_thumbnail"] += 1
