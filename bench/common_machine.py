@@ -1,4 +1,5 @@
-"""Machine record and small statistics shared by the speed benchmarks (bench/proxy.py, bench/engine.py)."""
+"""Machine record and small statistics shared by the benchmarks (bench/proxy.py, bench/engine.py,
+and the quality harnesses under bench/quality/)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ PACKAGES = ["scrubgate", "mitmproxy", "pillow", "numpy", "opencv-python-headless
             "pytesseract", "httpx", "zxing-cpp"]
 
 
-def machine() -> dict:
+def machine(packages: list[str] = PACKAGES, tools=(("tesseract", ["--version"]),)) -> dict:
+    """What the numbers were measured on: CPU, cores, RAM, load, OS, tool and package
+    versions, and the git commit."""
     info = {"python": platform.python_version(), "os": platform.platform()}
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -39,13 +42,14 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    try:
-        out = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=20)
-        info["tesseract"] = (out.stdout or out.stderr).splitlines()[0].strip()
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        info["tesseract"] = "not found"
+    for tool, args in tools:
+        try:
+            out = subprocess.run([tool, *args], capture_output=True, text=True, timeout=20)
+            info[tool] = (out.stdout or out.stderr).splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            info[tool] = "not found"
     pkgs = {}
-    for p in PACKAGES:
+    for p in packages:
         try:
             pkgs[p] = im.version(p)
         except im.PackageNotFoundError:

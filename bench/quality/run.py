@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-from importlib import metadata as im
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common_machine
 
+import common_machine  # noqa: E402
 import generate  # noqa: E402
 import score  # noqa: E402
 from common import BENCH, HERE, REPO  # noqa: E402
@@ -38,55 +36,8 @@ PACKAGES = ["scrubgate", "pillow", "numpy", "opencv-python-headless", "rapidocr"
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version(), "os": platform.platform()}
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                info["os"] = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.release()})"
-    except OSError:
-        pass
-    try:
-        cpu = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-               if ln.startswith("model name")]
-        info["cpu"] = cpu[0] if cpu else platform.processor()
-    except OSError:
-        info["cpu"] = platform.processor()
-    info["cores"] = os.cpu_count()
-    try:
-        info["cores_usable"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    try:
-        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
-                      if ln.startswith("MemTotal")).split()[1])
-        info["ram_gib"] = round(kb / 1024 / 1024, 1)
-    except (OSError, StopIteration):
-        pass
-    try:
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    for tool, args in (("tesseract", ["--version"]), ("exiftool", ["-ver"])):
-        try:
-            out = subprocess.run([tool, *args], capture_output=True, text=True, timeout=20)
-            info[tool] = (out.stdout or out.stderr).splitlines()[0].strip()
-        except (OSError, IndexError, subprocess.TimeoutExpired):
-            info[tool] = "not found"
-    pkgs = {}
-    for p in PACKAGES:
-        try:
-            pkgs[p] = im.version(p)
-        except im.PackageNotFoundError:
-            pkgs[p] = None
-    info["packages"] = pkgs
-    try:
-        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "addons"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        info["git"] = rev + (" (engine has uncommitted changes)" if dirty else "")
-    except OSError:
-        pass
+    info = common_machine.machine(PACKAGES, (("tesseract", ["--version"]), ("exiftool", ["-ver"])))
+    info["load_average"] = info.pop("load_average_at_start")  # the key the reports have always used
     return info
 
 
