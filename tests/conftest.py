@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,25 +24,13 @@ import httpx
 import pytest
 import trustme
 
+from scrubgate.demo import free_ports  # noqa: F401 (used here and by test modules)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRUBGATE = [sys.executable, "-m", "scrubgate"]
 # Hosts the upstream stands in for. bank.example.org is outside the catalogue.
 UPSTREAM_HOSTS = ["slack.com", "files.slack.com", "mmg.whatsapp.net", "api.imgur.com", "discord.com",
                   "upload.twitter.com", "bank.example.org"]
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free ports (the sockets stay open until all are chosen, so no repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass

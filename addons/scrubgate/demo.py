@@ -149,6 +149,7 @@ def start_messenger(directory: Path) -> Messenger:
 
 # -- the gateway ---------------------------------------------------------------------------
 def free_ports(n: int) -> list[int]:
+    """n distinct free ports (the sockets stay open until all are chosen, so no repeats)."""
     socks = []
     try:
         for _ in range(n):
