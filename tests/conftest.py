@@ -131,7 +131,8 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, extra: list[str] = ()) -> Gateway:
+def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, extra: list[str] = (),
+                  env: dict[str, str] | None = None) -> Gateway:
     port, mport = free_ports(2)
     confdir, audit, log_path = tmp / "conf", tmp / "audit.jsonl", tmp / "gateway.log"
     cmd = [*SCRUBGATE, "run", "--listen-port", str(port), "--metrics-port", str(mport),
@@ -142,7 +143,7 @@ def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, ext
     for host in UPSTREAM_HOSTS:
         cmd += ["--resolve", f"{host}:443={'127.0.0.1'}:{upstream.port}"]
     cmd += list(extra)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     logf = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     wait_ready(proc, mport, log_path)

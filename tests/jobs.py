@@ -19,3 +19,7 @@ def die(_):
 
 def boom(_):
     raise ValueError("PLANTED-SECRET must not be reported")
+
+
+def niceness(_):
+    return os.nice(0)

@@ -1,10 +1,11 @@
 """The worker pool: timeouts and dead workers fail one job, then the pool recovers."""
 
 import asyncio
+import os
 
 import pytest
 
-from scrubgate.workers import JobFailed, JobTimeout, Overloaded, WorkerDied, WorkerPool
+from scrubgate.workers import WORKER_NICENESS, JobFailed, JobTimeout, Overloaded, WorkerDied, WorkerPool
 
 
 def run(coro):
@@ -74,3 +75,12 @@ def test_jobs_run_in_parallel():
 
     elapsed, _ = run(_with_pool(scenario, size=2))
     assert elapsed < 0.95
+
+
+def test_workers_run_below_the_proxy_priority():
+    # OCR must not take the CPU from the event loop that serves everybody's chat.
+    async def scenario(pool):
+        return await pool.run("jobs:niceness", None, timeout=30)
+
+    worker_nice, _ = run(_with_pool(scenario))
+    assert worker_nice >= os.nice(0) + WORKER_NICENESS or worker_nice == 19

@@ -20,6 +20,14 @@ from typing import Any, Callable
 
 log = logging.getLogger("scrubgate.workers")
 
+# Workers run below the proxy's priority. On a small gateway the OCR workers
+# can take every core, and then each chat message waits for the scheduler
+# behind them; niced, the event loop (milliseconds of work per request) is
+# served first and the uploads, which wait seconds for OCR anyway, barely
+# notice. Raising niceness needs no privilege. SCRUBGATE_WORKER_NICENESS
+# overrides it (0 turns it off; bench/proxy.py compares the two).
+WORKER_NICENESS = int(os.environ.get("SCRUBGATE_WORKER_NICENESS", "10"))
+
 
 class PoolError(Exception):
     reason = "engine_error"
@@ -50,6 +58,10 @@ def _resolve(name: str) -> Callable[[Any], Any]:
 def _worker_main(conn, warm_up: str | None = None) -> None:
     # Tesseract spawns its own threads per call; on small machines they cost more than they win.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass  # a sandbox that forbids it: slower chat under load, nothing worse
     functions: dict[str, Callable[[Any], Any]] = {}
     if warm_up:
         # Load models (OCR language data, detectors) before the first upload waits on them.

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, exceptions, http
 
 from .decision import Decision
+from .gateway import request_host
 from .metrics import ERRORS
 
 log = logging.getLogger("scrubgate.audit")
@@ -40,7 +41,7 @@ def audit_record(flow: http.HTTPFlow, d: Decision, policy) -> dict:
         "client": client,
         "user": user[0] if isinstance(user, tuple) and user else None,
         "service": d.service,
-        "host": flow.request.pretty_host,
+        "host": request_host(flow),
         "method": flow.request.method,
         "path": flow.request.path.split("?", 1)[0],
         "action": d.action,

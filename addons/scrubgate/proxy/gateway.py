@@ -38,6 +38,15 @@ _ERROR_STAGE = {"undecodable": "decode", "engine_error": "engine", "ocr_unavaila
                 "worker_crash": "worker", "overloaded": "overload"}
 
 
+def request_host(flow: http.HTTPFlow) -> str:
+    """The request's host (Host header first), worked out once per flow: mitmproxy's
+    pretty_host parses the authority each time, and three hooks ask for it."""
+    host = flow.metadata.get("scrubgate_host")
+    if host is None:
+        host = flow.metadata["scrubgate_host"] = flow.request.pretty_host
+    return host
+
+
 def _is_partial(headers) -> bool:
     rng = headers.get("content-range")
     if rng:
@@ -199,7 +208,7 @@ class Gateway:
         """Refuse oversize uploads by their declared length, before reading the body."""
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
-        service = self.policy.catalogue.route(flow.request.pretty_host, flow.request.path)
+        service = self.policy.catalogue.route(request_host(flow), flow.request.path)
         length = flow.request.headers.get("content-length", "")
         if service and length.isdigit() and int(length) > self.policy.limits.max_body_bytes:
             if self.policy.fail == "open":
@@ -213,7 +222,7 @@ class Gateway:
         started = time.perf_counter()
         policy = self.policy
         req = flow.request
-        service = policy.catalogue.route(req.pretty_host, req.path)
+        service = policy.catalogue.route(request_host(flow), req.path)
         if service is None:
             return  # decrypted but not ours (e.g. allow_hosts overridden): pass untouched
         path = req.path.split("?", 1)[0]
@@ -232,7 +241,7 @@ class Gateway:
 
     async def _decide(self, flow, decision: Decision, policy: Policy, service, path: str) -> None:
         req = flow.request
-        if service.is_chunked(path, dict(req.query), req.headers) or (decision.upload and _is_partial(req.headers)):
+        if service.is_chunked(path, req.query, req.headers) or (decision.upload and _is_partial(req.headers)):
             if policy.chunked_uploads == "block":
                 self._block(flow, decision, "chunked_upload", "part of a multi-request upload")
             return
