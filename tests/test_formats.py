@@ -346,6 +346,32 @@ def test_full_engine_with_pixel_scan(tmp_path, exiftool):
         assert planted_values(v.output) == [] and b"secret" not in v.output, name
 
 
+def test_heic_with_text_and_metadata_is_encoded_once(tmp_path, exiftool, monkeypatch):
+    """HEIF metadata only goes by encoding again; when the scan redacts pixels that
+    encode already drops it, so the engine must not encode twice (x265 is the slow part)."""
+    import pillow_heif
+    from pictures import viewer_screen
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(viewer_screen(size=(960, 720), text_px=20)).save(buf, quality=90, exif=_exif(1),
+                                                                              xmp=_XMP)
+    encodes = []
+    real = heif._save_heic
+    monkeypatch.setattr(heif, "_save_heic", lambda *a, **k: encodes.append(1) or real(*a, **k))
+    v = sanitize(buf.getvalue())
+    assert v.refused is None, v.detail
+    assert v.actions == ["metadata_removed", "pixels_redacted"] and len(encodes) == 1
+    assert bad_tags(exif_report(v.output, tmp_path, "heic-text")) == [] and planted_values(v.output) == []
+    assert {"location", "person_name"} <= _kinds(v)
+
+    encodes.clear()  # no text: the metadata-only encode still happens, once
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(picture()).save(buf, quality=90, exif=_exif(1), xmp=_XMP)
+    v = sanitize(buf.getvalue())
+    assert v.actions == ["metadata_removed"] and len(encodes) == 1
+    assert bad_tags(exif_report(v.output, tmp_path, "heic-plain")) == [] and planted_values(v.output) == []
+
+
 # --- bad files ------------------------------------------------------------------------
 
 def _samples(tmp) -> dict[str, bytes]:

@@ -82,9 +82,23 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
             what = "this file type" if kind.format == "unknown" else kind.format.upper()
             return Verdict(format=kind.format, content=kind.content, refused="unsupported_format",
                            detail=f"scrubgate cannot clean {what} yet")
-        verdict = module.strip(data, options.max_pixels)
-        if options.pixels and kind.content == "image":
-            _scan_pixels(module, data, options, verdict, hints)
+        scan = options.pixels and kind.content == "image"
+        deferred = getattr(module, "strip_deferred", None) if scan else None
+        if deferred is None:
+            verdict = module.strip(data, options.max_pixels)
+            if scan:
+                _scan_pixels(module, data, options, verdict, hints)
+            return verdict
+        # A format whose metadata only goes by encoding again (HEIF): encode once,
+        # after the scan, unless redacting the pixels already re-encoded it.
+        verdict, finish = deferred(data, options.max_pixels)
+        _scan_pixels(module, data, options, verdict, hints)
+        if finish is not None:
+            if "pixels_redacted" not in verdict.actions:
+                verdict.output = finish()
+            verdict.actions.insert(0, "metadata_removed")
+        if verdict.output is None:
+            raise RuntimeError("no output after a deferred strip")  # fail closed: reported as engine_error
         return verdict
     except Refused as e:
         return Verdict(format=kind.format, content=kind.content, refused=e.reason, detail=e.detail)

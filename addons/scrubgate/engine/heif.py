@@ -25,6 +25,7 @@ import io
 import struct
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import raster
@@ -37,6 +38,10 @@ _IMAGE_ITEMS = {b"hvc1", b"hev1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b
                 b"j2k1", b"vvc1", b"hvt1", b"tmap", b"mski"}
 _TOP_LEVEL = {b"ftyp", b"meta", b"mdat", b"free", b"skip", b"moov", b"wide"}
 _QUALITY = 90
+# x265's default preset spends 2.4 s on a 2 MP photo; "ultrafast" takes 0.33 s
+# at quality 90, 56 dB PSNR against the decoded original (63 dB for the default)
+# and a slightly smaller file. The upload waits for this encode, so speed wins.
+_X265 = {"preset": "ultrafast"}
 _MAX_ITEMS = 10_000
 
 
@@ -307,7 +312,7 @@ def _save_heic(mode: str, size, pixels, stride: int, info: dict, chroma) -> byte
     out = ph.HeifFile()
     added = out.add_frombytes(mode, size, pixels, stride=stride)
     added.info.update({k: info[k] for k in _KEEP_INFO if info.get(k) is not None})
-    kw = {"quality": _QUALITY, "exif": None, "xmp": None}
+    kw = {"quality": _QUALITY, "exif": None, "xmp": None, "enc_params": _X265}
     if chroma in (420, 422, 444):
         kw["chroma"] = chroma
     buf = io.BytesIO()
@@ -316,6 +321,20 @@ def _save_heic(mode: str, size, pixels, stride: int, info: dict, chroma) -> byte
 
 
 def strip(data: bytes, max_pixels: int) -> Verdict:
+    verdict, finish = strip_deferred(data, max_pixels)
+    if finish is not None:
+        verdict.output = finish()
+        verdict.actions.append("metadata_removed")
+    return verdict
+
+
+def strip_deferred(data: bytes, max_pixels: int) -> tuple[Verdict, Callable[[], bytes] | None]:
+    """strip() without its re-encode: (verdict, finish), where finish() returns the
+    metadata-free file, or is None when there was nothing to remove.
+
+    Removing HEIF metadata means encoding the picture again. When the pixels are
+    scanned too, the engine calls finish() only if the scan did not redact (and
+    so re-encode from the original, without metadata) anyway: one encode, not two."""
     c = _container(data)
     verdict = Verdict(format="heif", content="image")
     findings: list[Finding] = []
@@ -350,20 +369,20 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
     verdict.findings = findings
     if not removed:
         verdict.output = data
-        return verdict
-    try:
-        if c.avif:
-            frames, durations = _avif_frames(im)
-            out = _save_avif(frames, durations, im.info.get("icc_profile"))
-        else:
-            out = _save_heic(img.mode, img.size, img.data, img.stride, img.info, img.info.get("chroma"))
-    except Refused:
-        raise
-    except _errors() as e:
-        raise _failed(e, "HEIF") from None
-    verdict.output = out
-    verdict.actions.append("metadata_removed")
-    return verdict
+        return verdict, None
+    # output stays None until finish() or a pixel re-encode supplies it
+
+    def finish() -> bytes:
+        try:
+            if c.avif:
+                frames, durations = _avif_frames(im)
+                return _save_avif(frames, durations, im.info.get("icc_profile"))
+            return _save_heic(img.mode, img.size, img.data, img.stride, img.info, img.info.get("chroma"))
+        except Refused:
+            raise
+        except _errors() as e:
+            raise _failed(e, "HEIF") from None
+    return verdict, finish
 
 
 def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
