@@ -204,11 +204,22 @@ class Gateway:
             self.pool.max_queue = policy.limits.max_queue
 
     # -- flows -----------------------------------------------------------------------------
+    @staticmethod
+    def _route(flow: http.HTTPFlow, policy: Policy):
+        """The flow's service, looked up once per flow and policy (both hooks ask; a
+        reload between them gets a fresh lookup)."""
+        cached = flow.metadata.get("scrubgate_route")
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        service = policy.catalogue.route(request_host(flow), flow.request.path)
+        flow.metadata["scrubgate_route"] = (policy, service)
+        return service
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """Refuse oversize uploads by their declared length, before reading the body."""
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
-        service = self.policy.catalogue.route(request_host(flow), flow.request.path)
+        service = self._route(flow, self.policy)
         length = flow.request.headers.get("content-length", "")
         if service and length.isdigit() and int(length) > self.policy.limits.max_body_bytes:
             if self.policy.fail == "open":
@@ -222,7 +233,7 @@ class Gateway:
         started = time.perf_counter()
         policy = self.policy
         req = flow.request
-        service = policy.catalogue.route(request_host(flow), req.path)
+        service = self._route(flow, policy)
         if service is None:
             return  # decrypted but not ours (e.g. allow_hosts overridden): pass untouched
         path = req.path.split("?", 1)[0]
