@@ -1,13 +1,19 @@
 # scrubgate: two commands on a fresh machine.
 #   make run    set everything up, then run the gateway (proxy :8080, metrics :9464)
 #   make test   set everything up, then run the test suite
-.PHONY: run test setup setup-test lock clean
+#   make bench  set everything up, then run the speed benchmarks (~10 min; bench/results/)
+.PHONY: run test bench setup setup-test lock clean
 
 run: setup
 	.venv/bin/scrubgate run $(ARGS)
 
 test: setup-test
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# Speed, side by side: scrubgate vs bare mitmdump, then the engine per format and path.
+bench: setup-test
+	.venv/bin/python bench/proxy.py $(BENCH_ARGS)
+	.venv/bin/python bench/engine.py $(BENCH_ARGS)
 
 setup:
 	@bash scripts/setup.sh

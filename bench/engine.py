@@ -299,7 +299,7 @@ def report(res: dict) -> str:
     L += ["", "## 1. Metadata only (`EngineOptions(pixels=False)`), 12 MP photo-like picture, EXIF/XMP planted", "",
           "Baseline: Pillow decoding and re-encoding the same file (what a naive cleaner does). "
           "Medians over alternating runs. MB/s counts the input file size. *Cold*: each run follows a Pillow "
-          "re-encode of 12 MP, which evicts the file from the CPU caches; *warm*: runs back to back, as in a "
+          "re-encode of 12 MP, whose freed buffers leave the allocator and caches cold; *warm*: runs back to back, as in a "
           "worker that has just received the upload through its pipe.", "",
           "| format | file MB | sanitize median (cold) | MB/s (cold) | MB/s (warm) | ms/MP | Pillow re-encode median | Pillow MB/s | speed-up | actions |",
           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -356,8 +356,8 @@ def targets(res: dict) -> list[dict]:
             out.append({"target": f"metadata-only {r['format']} ≥ 1000 MB/s",
                         "measured": f"{mbs:.0f} MB/s cold, {warm:.0f} MB/s warm",
                         "verdict": "met" if mbs >= 1000 else
-                        (f"met warm; cold {1000 / mbs:.1f}× short (memory traffic: the marker scan and the "
-                         "output copy each pass over the file)" if warm >= 1000 else f"gap: {1000 / mbs:.1f}× too slow")})
+                        (f"met warm; cold {1000 / mbs:.1f}× short: after Pillow frees ~100 MB the output and scan "
+                         "buffers are fresh pages from the kernel (a 64 MB cache flush alone still gives ~2.5 GB/s)" if warm >= 1000 else f"gap: {1000 / mbs:.1f}× too slow")})
     for r in res["default_path"]:
         if r["case"].startswith(("screenshot", "phone")):
             ok = r["median_s"] <= 0.3
