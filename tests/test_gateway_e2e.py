@@ -316,3 +316,31 @@ def test_i_burned_in_identifiers_are_painted_out_in_flight(gateway, upstream):
     # engine and OCR time per file are histograms of their own
     assert re.search(r'scrubgate_sanitize_duration_seconds_count\{content="image"\} [1-9]', metrics)
     assert re.search(r'scrubgate_ocr_duration_seconds_count [1-9]', metrics)
+
+
+def test_flows_can_be_saved_with_mitmproxys_own_writer(upstream, tmp_path):
+    """`--set save_stream_file=…` (or mitmweb's save) serialises every flow: the gateway's
+    state must not sit in flow.metadata, only a plain summary without values."""
+    from mitmproxy import io as mitm_io
+
+    from conftest import start_gateway, stop_gateway
+
+    saved = tmp_path / "flows.mitm"
+    gw = start_gateway(tmp_path, upstream, extra=["--set", f"save_stream_file={saved}"])
+    try:
+        with gw.client() as c:
+            assert c.post("https://slack.com/api/chat.postMessage", json={"text": "ward round"}).status_code == 200
+            r = c.post("https://discord.com/api/v9/channels/1/messages",
+                       files={"f": ("a.jpg", jpeg_with_metadata(tmp_path), "image/jpeg")})
+            assert r.status_code == 200
+            blocked = c.post("https://mmg.whatsapp.net/v1/upload", content=encode(picture(), "PNG"),
+                             headers={"Content-Type": "image/png"})
+            assert blocked.status_code == 403
+    finally:
+        stop_gateway(gw)
+    assert "unserializable" not in gw.log_path.read_text()
+    with open(saved, "rb") as f:
+        flows = list(mitm_io.FlowReader(f).stream())
+    summaries = [fl.metadata.get("scrubgate") for fl in flows]
+    assert [s["action"] for s in summaries if s] == ["allow", "sanitize", "block"], summaries
+    assert all(set(s) == {"service", "action", "reason", "incident"} for s in summaries if s)

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from mitmproxy import ctx, exceptions, http
 
-from .decision import Decision
+from .decision import Decision, decision_of
 from .gateway import request_host
 from .metrics import ERRORS
 
@@ -168,8 +168,8 @@ class Audit:
 
     # -- hooks -------------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        d = flow.metadata.get("scrubgate")
-        if not isinstance(d, Decision) or d.recorded_audit:
+        d = decision_of(flow)
+        if d is None or d.recorded_audit:
             return
         d.recorded_audit = True
         line = json.dumps(audit_record(flow, d, self.gateway.policy), separators=(",", ":"),

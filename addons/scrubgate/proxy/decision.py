@@ -1,13 +1,21 @@
 """The record of what the gateway did with one request.
 
-The Gateway addon fills it in and leaves it in `flow.metadata["scrubgate"]`;
+The Gateway addon fills it in and keeps it with the flow (`state_of(flow)`);
 the Metrics and Audit addons read it. It holds kinds, counts and hashes only.
+
+The state lives beside the flow, not in `flow.metadata`: mitmproxy deep-copies
+and serialises metadata when it saves or duplicates a flow, and our objects
+are neither cheap to copy nor serialisable. Only a plain summary (action,
+reason, incident, service) goes into `flow.metadata["scrubgate"]`, where
+mitmweb and saved flows show it.
 """
 
 from __future__ import annotations
 
 import uuid
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..inspect import PayloadOutcome
 
@@ -28,3 +36,33 @@ class Decision:
     incident: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     recorded_metrics: bool = False
     recorded_audit: bool = False
+
+
+@dataclass
+class FlowState:
+    """What the addons work out once per flow."""
+    host: str | None = None
+    route: tuple[Any, Any] | None = None  # (policy, service): valid while that policy is in force
+    decision: Decision | None = None
+
+
+_STATES: "weakref.WeakKeyDictionary[Any, FlowState]" = weakref.WeakKeyDictionary()
+
+
+def state_of(flow) -> FlowState:
+    state = _STATES.get(flow)
+    if state is None:
+        state = _STATES[flow] = FlowState()
+    return state
+
+
+def decision_of(flow) -> Decision | None:
+    state = _STATES.get(flow)
+    return state.decision if state else None
+
+
+def publish(flow, decision: Decision) -> None:
+    """Keep the decision with the flow, and a plain, serialisable summary in its metadata."""
+    state_of(flow).decision = decision
+    flow.metadata["scrubgate"] = {"service": decision.service, "action": decision.action,
+                                  "reason": decision.reason, "incident": decision.incident}

@@ -22,7 +22,7 @@ from ..inspect import BodyJob, BodyOutcome
 from ..policy import Policy, PolicyError
 from ..workers import PoolError, WorkerPool
 from . import blockpage, metrics
-from .decision import Decision
+from .decision import Decision, publish, state_of
 
 log = logging.getLogger("scrubgate")
 
@@ -41,10 +41,10 @@ _ERROR_STAGE = {"undecodable": "decode", "engine_error": "engine", "ocr_unavaila
 def request_host(flow: http.HTTPFlow) -> str:
     """The request's host (Host header first), worked out once per flow: mitmproxy's
     pretty_host parses the authority each time, and three hooks ask for it."""
-    host = flow.metadata.get("scrubgate_host")
-    if host is None:
-        host = flow.metadata["scrubgate_host"] = flow.request.pretty_host
-    return host
+    state = state_of(flow)
+    if state.host is None:
+        state.host = flow.request.pretty_host
+    return state.host
 
 
 def _is_partial(headers) -> bool:
@@ -208,11 +208,11 @@ class Gateway:
     def _route(flow: http.HTTPFlow, policy: Policy):
         """The flow's service, looked up once per flow and policy (both hooks ask; a
         reload between them gets a fresh lookup)."""
-        cached = flow.metadata.get("scrubgate_route")
-        if cached is not None and cached[0] is policy:
-            return cached[1]
+        state = state_of(flow)
+        if state.route is not None and state.route[0] is policy:
+            return state.route[1]
         service = policy.catalogue.route(request_host(flow), flow.request.path)
-        flow.metadata["scrubgate_route"] = (policy, service)
+        state.route = (policy, service)
         return service
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -238,7 +238,7 @@ class Gateway:
             return  # decrypted but not ours (e.g. allow_hosts overridden): pass untouched
         path = req.path.split("?", 1)[0]
         decision = Decision(service.id, service.media, service.is_upload(path))
-        flow.metadata["scrubgate"] = decision
+        publish(flow, decision)
         try:
             await self._decide(flow, decision, policy, service, path)
         except Exception as e:  # a bug here must not forward an unchecked upload
@@ -249,6 +249,7 @@ class Gateway:
             else:
                 self._block(flow, decision, "engine_error", f"internal error ({type(e).__name__})")
         decision.added_seconds = time.perf_counter() - started
+        publish(flow, decision)  # again: the summary now holds the final action
 
     async def _decide(self, flow, decision: Decision, policy: Policy, service, path: str) -> None:
         req = flow.request
@@ -302,7 +303,7 @@ class Gateway:
 
     def _block(self, flow: http.HTTPFlow, decision: Decision, reason: str, detail: str) -> None:
         decision.action, decision.reason, decision.detail = "block", reason, detail
-        flow.metadata["scrubgate"] = decision
+        publish(flow, decision)
         service = self.policy.catalogue.by_id.get(decision.service) if self.policy else None
         body, ctype = blockpage.render(reason, service.name if service else decision.service,
                                        self.policy.approved_channel, flow.request.headers.get("accept", ""),

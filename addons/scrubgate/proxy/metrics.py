@@ -21,7 +21,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
 from ..engine.verdict import CONTENT_KINDS
-from .decision import Decision
+from .decision import Decision, decision_of
 
 log = logging.getLogger("scrubgate.metrics")
 
@@ -183,7 +183,7 @@ class Metrics:
             self._server.server_close()
 
     def request(self, flow) -> None:
-        decision = flow.metadata.get("scrubgate")
-        if isinstance(decision, Decision) and not decision.recorded_metrics:
+        decision = decision_of(flow)
+        if decision is not None and not decision.recorded_metrics:
             decision.recorded_metrics = True
             record(decision)
