@@ -36,6 +36,28 @@ def test_routing_and_shared_hosts():
     assert cat.route("notslack.com", "/") is None
 
 
+def test_routing_is_the_same_with_the_host_cache_warm_or_full():
+    """route() keeps the services matching each host; the answers must equal a plain walk."""
+    cat = ServiceCatalogue.load(POLICIES / "services.yaml")
+
+    def walk(host, path):
+        host = host.lower().rstrip(".")
+        hits = [s for s in cat.services if s.claims(host, path.split("?", 1)[0])]
+        return next((s for s in hits if s.paths), hits[0] if hits else None)
+
+    cases = [(h, p) for h in ("rupload.facebook.com", "www.facebook.com", "files.slack.com", "slack.com.",
+                              "mmg.whatsapp.net", "bank.example.org", "upload.twitter.com")
+             for p in ("/", "/messenger_eb/123", "/api/chat.postMessage?x=1", "/upload/v1/abc")]
+    for _ in range(2):  # cold, then from the cache
+        for host, path in cases:
+            assert cat.route(host, path) is walk(host, path), (host, path)
+    cat._host_cache.clear()
+    cat._HOST_CACHE_SIZE = 3  # a full cache is emptied, never wrong
+    for host, path in cases:
+        assert cat.route(host, path) is walk(host, path), (host, path)
+    assert len(cat._host_cache) <= 3
+
+
 def test_allow_hosts_patterns_match_host_port_strings():
     import re
     cat = ServiceCatalogue.load(POLICIES / "services.yaml")

@@ -74,19 +74,34 @@ class ServiceCatalogue:
         self.services = services
         self.source = source
         self.by_id = {s.id: s for s in services}
+        self._host_cache: dict[str, tuple[Service, ...]] = {}
+
+    _HOST_CACHE_SIZE = 4096
 
     def route(self, host: str, path: str) -> Service | None:
         """The service a request belongs to. Services that restrict `paths` win on shared hosts."""
         host = host.lower().rstrip(".")
         path = path.split("?", 1)[0]
         fallback = None
-        for service in self.services:
+        for service in self._services_for(host):
             if service.paths:
-                if service.claims(host, path):
+                if any(p.match(path) for p in service.paths):
                     return service
-            elif fallback is None and service.host_rx.match(host):
+            elif fallback is None:
                 fallback = service
         return fallback
+
+    def _services_for(self, host: str) -> tuple[Service, ...]:
+        """The services whose host patterns match `host`, in catalogue order. Every
+        request asks, and the answer depends on the host alone, so it is kept
+        (bounded: a flood of distinct names only costs the regex walk again)."""
+        cache = self._host_cache
+        found = cache.get(host)
+        if found is None:
+            if len(cache) >= self._HOST_CACHE_SIZE:
+                cache.clear()
+            found = cache[host] = tuple(s for s in self.services if s.host_rx.match(host))
+        return found
 
     def allow_hosts_patterns(self) -> list[str]:
         """Regexes for mitmproxy's allow_hosts, which matches 'host:port' strings."""

@@ -43,7 +43,12 @@ def request_host(flow: http.HTTPFlow) -> str:
     pretty_host parses the authority each time, and three hooks ask for it."""
     state = state_of(flow)
     if state.host is None:
-        state.host = flow.request.pretty_host
+        authority = flow.request.host_header or ""
+        if authority.isascii() and "[" not in authority and "%" not in authority:
+            # the common case, without mitmproxy's general authority parser
+            state.host = authority.partition(":")[0] or flow.request.host
+        else:
+            state.host = flow.request.pretty_host
     return state.host
 
 
