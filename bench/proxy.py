@@ -68,11 +68,6 @@ def server_connect(data):
 class _Handler(conftest._UpstreamHandler):
     """The conftest upstream, without keeping the bodies (the bench sends gigabytes)."""
 
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out as two TLS records; with Nagle on, the second waits for a delayed ACK (~40 ms)
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         left = length
@@ -81,12 +76,7 @@ class _Handler(conftest._UpstreamHandler):
             if not chunk:
                 break
             left -= len(chunk)
-        reply = json.dumps({"ok": True, "bytes": length}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        self.reply_json({"ok": True, "bytes": length})
 
     do_GET = do_POST = do_PUT = _handle
 
@@ -117,11 +107,7 @@ class Proxy:
         return httpx.Client(proxy=f"http://127.0.0.1:{self.port}", verify=ctx, timeout=REQUEST_TIMEOUT)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        conftest.stop_process(self.proc)
 
 
 def start_mitmdump(tmp: Path, up) -> Proxy:

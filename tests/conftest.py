@@ -24,7 +24,7 @@ import httpx
 import pytest
 import trustme
 
-from scrubgate.demo import free_ports  # noqa: F401 (used here and by test modules)
+from scrubgate.demo import StandInHandler, free_ports, stop_process  # noqa: F401 (also used by test modules)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRUBGATE = [sys.executable, "-m", "scrubgate"]
@@ -56,8 +56,7 @@ class Upstream:
             return [r for r in self.requests if r.path.startswith(path_prefix)]
 
 
-class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _UpstreamHandler(StandInHandler):
     upstream: Upstream
 
     def _handle(self) -> None:
@@ -69,17 +68,9 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
             self.upstream.requests.append(rec)
         if self.path.startswith("/slow-response"):
             time.sleep(0.2)
-        reply = json.dumps({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        self.reply_json({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})
 
     do_GET = do_POST = do_PUT = _handle
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -173,11 +164,7 @@ def wait_ready(proc: subprocess.Popen, metrics_port: int, log_path: Path | None 
 
 
 def stop_gateway(gw: Gateway) -> None:
-    gw.proc.terminate()
-    try:
-        gw.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        gw.proc.kill()
+    stop_process(gw.proc)
 
 
 @pytest.fixture(scope="session")

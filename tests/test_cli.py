@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, SCRUBGATE, free_ports, start_gateway, stop_gateway, wait_ready
+from conftest import ROOT, SCRUBGATE, free_ports, start_gateway, stop_gateway, stop_process, wait_ready
 from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture
 
 POLICIES = ROOT / "policies"
@@ -146,8 +146,7 @@ def test_stock_mitmdump_loads_the_addons(tmp_path, upstream):
         wait_ready(proc, mport)
         assert "scrubgate_policy_info" in httpx.get(f"http://127.0.0.1:{mport}/metrics").text
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_process(proc)
 
 
 def test_policy_hot_reload_and_bad_reload(tmp_path, upstream):

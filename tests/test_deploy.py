@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from scrubgate.cli import build_parser
+from scrubgate.demo import stop_process
 from scrubgate.keys import load_secret
 from scrubgate.policy import Policy
 
@@ -563,11 +564,7 @@ def deployed_pod(ca_dirs, tmp_path_factory):
         assert ready.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{mport}/healthz", timeout=5).status_code == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     yield Path(confdir), secret, ready.text, log_path.read_text(errors="replace")
 
 

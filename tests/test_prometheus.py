@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_ports, start_gateway, stop_gateway
+from conftest import free_ports, start_gateway, stop_gateway, stop_process
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -107,12 +107,7 @@ scrape_configs:
             time.sleep(0.2)
         yield gw, prom
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         logf.close()
         stop_gateway(gw)
 

@@ -113,31 +113,59 @@ class Messenger:
         self.server.server_close()
 
 
+class StandInHandler(http.server.BaseHTTPRequestHandler):
+    """What every local stand-in upstream needs (this demo's messenger, the tests'
+    and the benchmarks' upstream): keep-alive, a small JSON answer, no access log.
+
+    Headers and body leave as two writes -- two TLS records -- and with Nagle's
+    algorithm on, the second waits for the client's delayed ACK: ~40 ms added to
+    every request. So TCP_NODELAY."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def reply_json(self, payload: dict, status: int = 200) -> None:
+        reply = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_messenger(directory: Path) -> Messenger:
     ca_pem, leaf_pem, leaf_key = _make_tls(directory, HOSTS)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(leaf_pem, leaf_key)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(StandInHandler):
         def _handle(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             with messenger.lock:
                 messenger.received.append(Received(self.headers.get("host", ""), self.path,
                                                    self.headers.get("content-type", ""), body))
-            reply = json.dumps({"ok": True, "bytes": len(body)}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            self.reply_json({"ok": True, "bytes": len(body)})
 
         do_GET = do_POST = do_PUT = _handle
-
-        def log_message(self, *args) -> None:
-            pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -186,13 +214,7 @@ class Gateway:
             return e.code, ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: int = 0) -> Gateway:
