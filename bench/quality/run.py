@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: commo
 import common_machine  # noqa: E402
 import generate  # noqa: E402
 import score  # noqa: E402
-from common import BENCH, HERE, REPO  # noqa: E402
+from common import BENCH, HERE, REPO, print_targets, write_report  # noqa: E402
 
 QUICK_COUNT = 3  # x 7 families = 21 images
 PACKAGES = ["scrubgate", "pillow", "numpy", "opencv-python-headless", "rapidocr", "onnxruntime", "zxing-cpp",
@@ -206,14 +206,6 @@ def _rel(p: Path) -> str:
         return str(p)
 
 
-def dump_json(doc: dict) -> str:
-    """Indented, except one line per image: readable, diffable and a fifth of the size."""
-    head = {k: v for k, v in doc.items() if k != "images"}
-    text = json.dumps(head, indent=1)[:-2]
-    images = ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["images"])
-    return f'{text},\n "images": [\n{images}\n ]\n}}\n'
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -251,21 +243,15 @@ def main(argv=None) -> int:
         "summary": scored["summary"],
         "images": scored["images"],
     }
-    a.out.mkdir(parents=True, exist_ok=True)
-    stem = a.out / (f"quality-{date}" + (f"-{suffix}" if suffix else ""))
-    stem.with_suffix(".json").write_text(dump_json(doc))
-    stem.with_suffix(".md").write_text(report_md(doc))
+    md = write_report(a.out, f"quality-{date}" + (f"-{suffix}" if suffix else ""), doc, "images", report_md(doc))
     s = doc["summary"]
     print("", file=sys.stderr)
     print(f"quality: {manifest['images']} images in {doc['wall_seconds']} s "
           f"(sanitize median {s['time']['median_s']} s, p95 {s['time']['p95_s']} s)")
-    for t in s["targets"]:
-        mark = {True: "ok  ", False: "MISS", None: "n/a "}[t["met"]]
-        of = f" of {t['of']}" if t.get("of") is not None else ""
-        print(f"  [{mark}] {t['target']}: {t['value']}{of} (goal {t['goal']})")
+    print_targets(s["targets"])
     o = s["outcomes"]
     print(f"  blocked by the engine: {o['blocked']} of {o['images']} images")
-    print(f"report: {stem.with_suffix('.md')}")
+    print(f"report: {md}")
     return 0
 
 

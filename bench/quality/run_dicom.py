@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dicom_cases  # noqa: E402
 import dicom_score  # noqa: E402
-from common import BENCH, HERE, REPO  # noqa: E402
+from common import BENCH, HERE, REPO, print_targets, write_report  # noqa: E402
 
 
 def machine() -> dict:
@@ -215,13 +215,6 @@ def report_md(doc: dict) -> str:
     return "\n".join(L)
 
 
-def dump_json(doc: dict) -> str:
-    head = {k: v for k, v in doc.items() if k != "files"}
-    text = json.dumps(head, indent=1)[:-2]
-    files = ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["files"])
-    return f'{text},\n "files": [\n{files}\n ]\n}}\n'
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -263,19 +256,14 @@ def main(argv=None) -> int:
         "summary": scored["summary"],
         "files": scored["files"],
     }
-    a.out.mkdir(parents=True, exist_ok=True)
-    stem = a.out / (f"quality-dicom-{date}" + (f"-{suffix}" if suffix else ""))
-    stem.with_suffix(".json").write_text(dump_json(doc))
-    stem.with_suffix(".md").write_text(report_md(doc))
+    md = write_report(a.out, f"quality-dicom-{date}" + (f"-{suffix}" if suffix else ""), doc, "files",
+                      report_md(doc))
     s = doc["summary"]
     print("", file=sys.stderr)
     print(f"quality-dicom ({doc['sanitizer']}): {s['files']} files in {doc['wall_seconds']} s "
           f"(sanitize median {s['time']['median_s']} s, max {s['time']['max_s']} s)")
-    for t in s["targets"]:
-        mark = {True: "ok  ", False: "MISS", None: "n/a "}[t["met"]]
-        of = f" of {t['of']} legible before" if t.get("of") is not None else ""
-        print(f"  [{mark}] {t['target']}: {t['value']}{of} (goal {t['goal']})")
-    print(f"report: {stem.with_suffix('.md')}")
+    print_targets(s["targets"], " legible before")
+    print(f"report: {md}")
     return 0
 
 
