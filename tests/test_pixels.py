@@ -139,6 +139,32 @@ def test_face_in_photo_is_blurred_by_default():
     assert np.abs(np.diff(after, axis=1)).mean() < 0.25 * np.abs(np.diff(before, axis=1)).mean()
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_face_is_found_in_every_raster_format(fmt):
+    """A phone screenshot of a chart's patient photo is a PNG, not a JPEG: faces are
+    looked for in every format, and `faces: block` refuses them all."""
+    im = _astronaut()
+    data = encode(im.convert("P") if fmt == "GIF" else im, fmt)
+    verdict = sanitize(data)
+    assert verdict.refused is None, verdict.detail
+    assert [f for f in verdict.findings if f.kind == "face"] and "pixels_redacted" in verdict.actions
+    assert sanitize(data, EngineOptions(faces="block")).refused == "identifiable_face"
+
+
+@pytest.mark.parametrize("picture", ["rocket", "coffee", "chelsea"])
+def test_text_free_photo_comes_back_unchanged(picture):
+    """No redaction without a reason: a real photo with no text (scikit-image's public
+    domain samples) keeps every pixel; a PNG comes back byte for byte."""
+    from skimage import data as samples
+
+    im = Image.fromarray(getattr(samples, picture)())
+    png = encode(im, "PNG")
+    verdict = sanitize(png, EngineOptions(faces="keep"))
+    assert verdict.refused is None
+    assert [f for f in verdict.findings if f.source == "pixels"] == []
+    assert verdict.output == png
+
+
 def test_face_policy_block_refuses_and_keep_leaves_it():
     data = encode(_astronaut(), "JPEG", quality=92)
     blocked = sanitize(data, EngineOptions(faces="block"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from . import archive, bmp, dicom, gif, heif, jpeg, ocr, png, pixels, tiff, webp
 from .dicom import DicomOptions
 from .ocr import DEFAULT_LANGUAGES, OcrUnavailable
+from .text.models import ModelUnavailable
 from .raster import Limits
 from .sniff import Sniffed, sniff
 from .verdict import Finding, Refused, Verdict
@@ -102,7 +103,7 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
         return verdict
     except Refused as e:
         return Verdict(format=kind.format, content=kind.content, refused=e.reason, detail=e.detail)
-    except OcrUnavailable:
+    except (OcrUnavailable, ModelUnavailable):
         return Verdict(format=kind.format, content=kind.content, refused="ocr_unavailable",
                        detail="text recognition is not available on this gateway")
     except Exception as e:  # a handler bug must not forward the payload
@@ -148,8 +149,9 @@ def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict, 
 
 def warm_up(options: EngineOptions = EngineOptions()) -> None:
     """Load the OCR model and detectors now (worker start), not on the first upload."""
-    from . import faces
+    from . import faces, text
     from .ocr import backend
 
     backend(options.languages)
+    text.warm_up()
     faces._cascades()

@@ -5,8 +5,8 @@ Which images: see `needs_scan`.
 How a frame is read. pydicom's pixel plugins decode one frame at a time
 (`iter_pixels`), colour arrives as RGB (YBR_FULL, YBR_FULL_422, YBR_RCT/ICT
 are converted by the decoder). Each frame becomes an 8-bit picture for the
-image engine's scanner (`engine.pixels.scan_frame`: OCR, recognizers, header
-hints, barcodes):
+image engine's scanner (`engine.pixels.scan_frame`: text lines detected, read
+and judged by the named rules with the header values as hints; barcodes):
 
 - MONOCHROME2 up to 8 bits: the stored values; MONOCHROME1 (and a Presentation
   LUT Shape of INVERSE) inverted, so the picture looks as a viewer shows it;
@@ -351,7 +351,7 @@ class _Planner:
         self.stats.runs += 1
 
     def _read(self, run: _Run) -> None:
-        result = scan_frame(run.view, self.options, photographic=False)
+        result = scan_frame(run.view, self.options)
         fills, findings = list(result.fills), list(result.findings)
         self.stats.ocr_frames += 1
         self.stats.scanned.append(run.start)
@@ -360,7 +360,7 @@ class _Planner:
             seen = ocr.text_regions(run.view.convert("L"))
             hidden = [r for r in ocr.text_regions(run.alt) if not any(overlap(r, s) > 0.5 for s in seen)]
             if hidden:
-                more = scan_frame(run.alt, self.options, photographic=False)
+                more = scan_frame(run.alt, self.options)
                 fills += more.fills
                 findings += more.findings
                 self.stats.second_views += 1

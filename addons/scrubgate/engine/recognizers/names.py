@@ -32,10 +32,11 @@ def _vetoed(word: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# DICOM person name: LAST^FIRST^MIDDLE. OCR turns ^ into " ' * or ~.
+# DICOM person name: LAST^FIRST^MIDDLE. OCR turns ^ into " ' * or ~; some
+# viewers print LAST/FIRST.
 
 _CARET = re.compile(
-    rf"(?<![\w^])(?P<first>{_NW})(?P<rest>(?:[ ]?\^+[ ]?{_NW}|[ ]?[\"*~”“„`´]+[ ]?{_NW}|(?<={LETTER}{LETTER})'(?={_UP}{{2}}){_NW})+)\^*")
+    rf"(?<![\w^])(?P<first>{_NW})(?P<rest>(?:[ ]?\^+[ ]?{_NW}|[ ]?[\"*~”“„`´/]+[ ]?{_NW}|(?<={LETTER}{LETTER})'(?={_UP}{{2}}){_NW})+)\^*")
 
 
 # DICOM components may hold spaces: "GARCIA LOPEZ^MARIA", "SMITH^JOHN PAUL".
@@ -47,7 +48,7 @@ def caret_names(ctx: OcrText) -> Iterator[Span]:
     text = ctx.text
     for m in _CARET.finditer(text):
         real_caret = "^" in m.group("rest")
-        parts = [p for p in re.split(r"[ ]?\^+[ ]?|[ ]?[\"*~”“„`´']+[ ]?", m.group()) if p]
+        parts = [p for p in re.split(r"[ ]?\^+[ ]?|[ ]?[\"*~”“„`´'/]+[ ]?", m.group()) if p]
         if len(parts) < 2:
             continue
         vetoed = [_vetoed(p) for p in parts]

@@ -102,7 +102,10 @@ _CHECKED_IDS = (
 
 
 # Bare hospital-number shape: 2-3 capitals then 6-8 digits ("RX0042113").
-_MRN_SHAPE = re.compile(r"(?<![\w\-./])[A-Z]{2,3}\d{6,8}(?![\w\-])")
+_MRN_SHAPE = re.compile(r"(?<![\w\-./])[A-Z]{1,3}\d{6,8}(?![\w\-])")
+# Nine or more digits in one run, inside a line ("ZZZ TEST PATIENT 00079241539"):
+# no measurement, time or scale mark has that many.
+_LONG_NUMBER = re.compile(r"(?<![\w.,:/\-])\d{9,15}(?![\w.,:/\-])")
 
 
 # A line that is nothing but a long number: on a scanner's banner that is the
@@ -117,6 +120,8 @@ def mrn_shapes(ctx: OcrText) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "mrn", "mrn.shape", 0.5)
         for m in _BARE_NUMBER.finditer(s):
             yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
+        for m in _LONG_NUMBER.finditer(s):
+            yield Span(m.start(), m.end(), "mrn", "mrn.long_number", 0.5)
 
 
 # ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ _LONG_KEYWORDS = (
     r"|Krankenhaus|KRANKENHAUS|Spital|SPITAL|H[ôo]pital|H[ÔO]PITAL|H[ôo]pitaux|Centre[ ]Hospitalier"
     r"|CENTRE[ ]HOSPITALIER|Medical[ ]Cent(?:er|re)|MEDICAL[ ]CENT(?:ER|RE)|Health[ ]Cent(?:er|re)"
     r"|Imaging[ ]Cent(?:er|re)|Diagnostic[ ]Cent(?:er|re)|Medisch[ ]Centrum|Medizinisches[ ]Zentrum"
-    r"|Health[ ]Board|(?:NHS[ ])?Foundation[ ]Trust|NHS[ ]Trust|Hospice|Sanatorium|Ospedale|Policlinico"
+    r"|Health[ ]Board|(?:NHS[ ])?Foundation[ ]Trust|NHS[ ]Trust|Hospices?|HOSPICES?|Sanatorium|Ospedale|Policlinico"
     # compounds: Antoniusziekenhuis, Frauenklinik, Kantonsspital, Spaarne Gasthuis, Radboudumc
     r"|[A-ZÄÖÜ][\wäöüß\-]*(?:ziekenhuis|klinik|klinikum|kliniken|gasthuis|spital|krankenhaus|umc)"
     # OCR lost the space: "UZLeuven", "CHUNantes"

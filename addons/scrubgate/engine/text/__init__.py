@@ -1,0 +1,92 @@
+"""Burned-in text: find every line once, read it, decide with named rules.
+
+    picture ─▶ detect.find_lines ─▶ read.read_lines ─▶ rules.decide ─▶ boxes to paint
+               PP-OCR DB detector    PP-OCR CRNN,       named rules over
+               (one pass)            Tesseract for      a page.Page
+                                     unsure lines
+
+Each stage is testable on its own: the rules take synthetic lines, no OCR.
+`scan` is what the pixel scanner calls; it returns padded boxes to fill and
+value-free findings.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from ..boxes import Box
+from ..verdict import Finding
+from . import detect, read, rules
+from .page import Page
+
+__all__ = ["scan", "warm_up"]
+
+_PAD = 0.15  # of a line's height: the detector's box is already grown around the ink
+_HEADER_BAND = 0.35  # coloured header bands sit in the top third of a screen
+
+
+def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[str, str], ...] = (),
+         colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
+    """(boxes to fill, findings) for the text in `image` that the policy's `text`
+    (identifiers|all|none) wants gone. `colour_source` is the unblanked picture,
+    for the colour of each line's background."""
+    from .. import ocr
+
+    if text == "none":
+        return [], []
+    started = time.perf_counter()
+    try:
+        lines = read.read_lines(image, detect.find_lines(image), languages)
+        page = Page(image.size, lines, on_colour=_on_colour(colour_source or image, lines))
+        redactions = rules.decide(page, text, hints)
+    finally:
+        ocr.ocr_seconds += time.perf_counter() - started
+    fills, findings = [], []
+    for r in redactions:
+        line = lines[r.line]
+        fills.append(pad(line.box, image.size, max(2, round(_PAD * line.height))))
+        findings.append(Finding(r.kind, "pixels", r.rule, r.box, r.confidence))
+    return fills, findings
+
+
+def pad(box: Box, size: tuple[int, int], p: int) -> Box:
+    x, y, w, h = box
+    x0, y0 = max(0, x - p), max(0, y - p)
+    x1, y1 = min(size[0], x + w + p), min(size[1], y + h + p)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def _on_colour(image: Image.Image, lines: list[read.Line]) -> list[bool]:
+    """Per line: does it sit on a saturated colour band near the top of the picture?
+    (An EHR's patient header: white or dark text on orange, blue, green.)"""
+    if not lines:
+        return []
+    hsv = np.asarray(image.convert("RGB").convert("HSV"))
+    height, width = hsv.shape[:2]
+    out = []
+    for line in lines:
+        x, y, w, h = line.box
+        if y > _HEADER_BAND * height:
+            out.append(False)
+            continue
+        ring = max(2, h // 4)
+        top = hsv[max(0, y - ring):max(0, y), x:x + w].reshape(-1, 3)
+        bottom = hsv[min(height, y + h):min(height, y + h + ring), x:x + w].reshape(-1, 3)
+        sample = np.concatenate([top, bottom]) if len(top) or len(bottom) else np.zeros((0, 3))
+        if len(sample) == 0:
+            out.append(False)
+            continue
+        s, v = np.median(sample[:, 1]), np.median(sample[:, 2])
+        out.append(bool(s >= 90 and v >= 60))
+    return out
+
+
+def warm_up() -> None:
+    """Load both networks now (worker start), not on the first upload."""
+    from . import models
+
+    models.session(models.DETECTOR_FILE)
+    models.alphabet()

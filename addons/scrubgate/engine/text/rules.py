@@ -1,0 +1,309 @@
+"""Stage 3: decide which lines to paint, with small named rules over a `Page`.
+
+Each rule is one short story about where identifiers hide on medical screens.
+It reads the page and returns `Redaction`s that carry its own name, so the
+quality report can count hits and misses per rule. Its thresholds live in
+`RuleTuning`, not inline. Rules never talk to each other through shared
+state: the content rules look at each line on its own (and its label), then
+the context rules look at what the content rules found.
+
+Granularity: a line with an identifier is painted whole (a banner line leaks
+through the words around a missed one); a line that carries none stays,
+technical text included. Where identifiers live (bands and corners, label
+rows, a coloured header band, next to other identifiers), a line nobody can
+read with confidence is painted too: fail closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+from .. import hints as header_hints
+from ..boxes import Box, union
+from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind
+from .page import Page
+from .read import Line, Reading
+
+
+@dataclass(frozen=True)
+class RuleTuning:
+    # How sure a reading must be before its words are believed at all.
+    min_reading: float = 0.5
+    # A span the recognizers are unsure of (a gazetteer name, a lone surname) only
+    # counts on a line read this surely: texture read as letters makes patterns match.
+    weak_span: float = 0.7
+    sure_reading_for_weak_span: float = 0.85
+    # A label ("DOB:", "Naam") is only trusted from a reading this sure.
+    min_label_reading: float = 0.7
+    # Below this best-reading confidence a line is "unreadable".
+    unreadable_below: float = 0.65
+    # A right-hand value can sit this many line heights after its label.
+    label_reach_right: float = 30.0
+    # A banner neighbour is painted when its immediate neighbours all carry
+    # identifiers, or at least this share of its near ones (two each side) do.
+    neighbour_share: float = 0.66
+    # Lines much taller than the banner's lines are headings or pictures, not banner text.
+    banner_height_ratio: float = 2.5
+    # How often the context rules look again after painting more lines.
+    context_rounds: int = 3
+    # text: all: lines whose best reading is at least this sure, or that hold ink the
+    # detector is sure is text, are all painted.
+    all_text_detector_score: float = 0.6
+
+
+TUNING = RuleTuning()
+
+
+@dataclass(frozen=True)
+class Redaction:
+    line: int  # index into page.lines: the whole line is painted
+    kind: str  # identifier kind (IDENTIFIER_KINDS), "free_text" when unknown
+    rule: str  # the rule's name, plus the recognizer's when one named the kind
+    confidence: float
+    box: Box  # where the identifier itself is (for the finding); the fill covers the line
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules share, read-only: the page, the header hints, the tuning."""
+    page: Page
+    hints: tuple[tuple[str, str], ...] = ()
+    tuning: RuleTuning = TUNING
+
+    @cached_property
+    def labels(self) -> dict[int, str]:
+        """Lines that are a bare label ('Patient Name:', 'DOB'), with the kind their value has."""
+        out = {}
+        for i, line in enumerate(self.page.lines):
+            for reading in self.believed(line, self.tuning.min_label_reading):
+                if kind := dangling_label(reading.text):
+                    out[i] = kind
+                    break
+        return out
+
+    def believed(self, line: Line, minimum: float | None = None) -> list[Reading]:
+        floor = self.tuning.min_reading if minimum is None else minimum
+        return [r for r in line.readings if r.text.strip() and r.confidence >= floor]
+
+
+# --- content rules: each line on its own ----------------------------------------------------
+
+
+def identifier_in_line(ctx: Context) -> list[Redaction]:
+    """A recognizer (national ID with checksum, labelled MRN, date, name forms,
+    institution, phone, e-mail, postcode, address) finds an identifier in a reading."""
+    t = ctx.tuning
+    out = []
+    for i, line in enumerate(ctx.page.lines):
+        for reading in ctx.believed(line):
+            spans = [s for s in find_identifiers(reading.text)
+                     if s.confidence >= t.weak_span or reading.confidence >= t.sure_reading_for_weak_span]
+            if spans:
+                best = max(spans, key=lambda s: s.confidence)
+                out.append(Redaction(i, best.kind, f"identifier_in_line:{best.recognizer}",
+                                     round(best.confidence, 2), _span_box(line, reading, best.start, best.end)))
+                break
+    return out
+
+
+def header_value(ctx: Context) -> list[Redaction]:
+    """The DICOM header's own values (name parts, IDs, dates), fuzzily, in any format."""
+    if not ctx.hints:
+        return []
+    out = []
+    for i, line in enumerate(ctx.page.lines):
+        for reading in ctx.believed(line):
+            if kind := header_hints.match(reading.text, ctx.hints):
+                out.append(Redaction(i, kind, "header_value", 0.9, line.box))
+                break
+    return out
+
+
+def label_with_value(ctx: Context) -> list[Redaction]:
+    """'Date de naissance: Zar': a form field whose value was misread is still that field."""
+    out = []
+    for i, line in enumerate(ctx.page.lines):
+        for reading in ctx.believed(line, ctx.tuning.min_label_reading):
+            if kind := labelled_kind(reading.text):
+                out.append(Redaction(i, kind, "label_with_value", 0.6, line.box))
+                break
+    return out
+
+
+def value_after_label(ctx: Context) -> list[Redaction]:
+    """'Patient Name:' with its value in the next box: to the right on its row, or
+    directly below it."""
+    page, t = ctx.page, ctx.tuning
+    out = []
+    for i, kind in ctx.labels.items():
+        if _header_row(ctx, i):
+            continue  # a table's header: its values are the column below (table_column)
+        line = page.lines[i]
+        lx, _, lw, _ = line.box
+        right = [j for j in page.row(i) if j != i and page.lines[j].box[0] >= lx + lw - line.height
+                 and page.lines[j].box[0] - (lx + lw) < t.label_reach_right * line.height
+                 and j not in ctx.labels]
+        targets = right[:1] or [j for j in page.below(i) if j not in ctx.labels][:1]
+        # "RAD-501072" looks like a technical code on its own; after "Acc:" it is the
+        # value. Only a line that is technical through and through ("kVp 120") is kept.
+        targets = [j for j in targets if not (_technical(ctx, page.lines[j]) and len(page.lines[j].text.split()) >= 2)]
+        out += [Redaction(j, kind, "value_after_label", 0.7, page.lines[j].box) for j in targets]
+    return out
+
+
+def table_column(ctx: Context) -> list[Redaction]:
+    """A worklist: a header row of labels only ('Patient name | Patient ID | DOB'),
+    and under each identifier label, its column's cells, row after row."""
+    page = ctx.page
+    out = []
+    for i, kind in ctx.labels.items():
+        if not _header_row(ctx, i):
+            continue
+        hx, hy, hw, hh = page.lines[i].box
+        height = page.lines[i].height
+        bottom = hy + hh
+        for j in sorted(range(len(page.lines)), key=lambda j: page.lines[j].box[1]):
+            ox, oy, ow, oh = page.lines[j].box
+            if oy <= hy + hh / 2 or not (hx - 1.5 * height <= ox <= hx + hw):
+                continue
+            if oy - bottom > 5 * height:  # a row or two the detector missed does not end the column
+                break
+            bottom = max(bottom, oy + oh)
+            out.append(Redaction(j, kind, "table_column", 0.7, page.lines[j].box))
+    return out
+
+
+# --- context rules: what the content rules found, and what sits around it ------------------
+
+
+def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
+    """A patient banner is a block of identifier lines, stacked in a corner or strung
+    along a bar. A line inside one that no recognizer understood (a name in an
+    unusual form, a hospital without 'Hospital' in its name, a study time) is far
+    more likely another identifier than anything else, unless it is plainly technical."""
+    page, t = ctx.page, ctx.tuning
+    labels = ctx.labels
+    out = []
+    for group in page.stacks + page.rows:
+        hits = [g for g in group if g in hit]
+        if not hits:
+            continue
+        height = max(page.lines[g].height for g in hits)
+        for k, g in enumerate(group):
+            if g in hit or g in labels:
+                continue
+            near = [n for n in group[max(0, k - 2):k + 3] if n != g]
+            beside = [n for n in group[max(0, k - 1):k + 2] if n != g]
+            if not all(n in hit for n in beside) and sum(n in hit for n in near) < t.neighbour_share * len(near):
+                continue
+            line = page.lines[g]
+            if line.height > t.banner_height_ratio * height or _technical(ctx, line):
+                continue
+            if _alnum(line) < 2 and line.confidence >= t.unreadable_below:
+                continue  # a read separator or bullet
+            out.append(Redaction(g, "free_text", "banner_neighbour", 0.6, line.box))
+    return out
+
+
+def unreadable_where_identifiers_live(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
+    """Fail closed: a text line nobody reads with confidence is painted when it sits
+    where identifiers live -- a top or bottom band and its corners, a row or stack
+    holding an identifier or a label, a coloured patient header band."""
+    page, t = ctx.page, ctx.tuning
+    near_identifier = set()
+    for group in page.stacks + page.rows:
+        if any(g in hit or g in ctx.labels for g in group):
+            near_identifier.update(group)
+    out = []
+    for i, line in enumerate(page.lines):
+        if i in hit or line.confidence >= t.unreadable_below or not page.is_text_sized(i):
+            continue
+        coloured = i < len(page.on_colour) and page.on_colour[i]
+        if not (page.in_corner(i) or i in near_identifier or coloured):
+            continue
+        if _technical(ctx, line):
+            continue
+        out.append(Redaction(i, "free_text", "unreadable_where_identifiers_live", 0.5, line.box))
+    return out
+
+
+def all_text(ctx: Context) -> list[Redaction]:
+    """Policy `text: all`: every line of text goes, read or not."""
+    page, t = ctx.page, ctx.tuning
+    return [Redaction(i, "free_text", "all_text", round(line.confidence, 2), line.box)
+            for i, line in enumerate(page.lines)
+            if line.detection.score >= t.all_text_detector_score or _alnum(line) >= 2]
+
+
+CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
+    identifier_in_line, header_value, label_with_value, value_after_label, table_column)
+CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
+    banner_neighbour, unreadable_where_identifiers_live)
+
+
+def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
+           tuning: RuleTuning = TUNING) -> list[Redaction]:
+    """Every redaction the rules ask for, one per line (the surest rule's) unless a
+    line is named by several kinds. `text` is the policy's identifiers|all|none."""
+    if text == "none" or not page.lines:
+        return []
+    ctx = Context(page, hints, tuning)
+    if text == "all":
+        return all_text(ctx)
+    found = [r for rule in CONTENT_RULES for r in rule(ctx)]
+    # Context spreads along a banner: the line beside a painted neighbour is judged
+    # again with it painted, a few rounds at most.
+    # Only lines that carry an identifier seed the context rules: a line painted
+    # because nobody could read it says nothing about its neighbours.
+    for _ in range(tuning.context_rounds):
+        hit = frozenset(r.line for r in found if r.rule != "unreadable_where_identifiers_live")
+        painted = frozenset(r.line for r in found)
+        more = [r for rule in CONTEXT_RULES for r in rule(ctx, hit) if r.line not in painted]
+        if not more:
+            break
+        found += more
+    best: dict[tuple[int, str], Redaction] = {}
+    for r in found:
+        key = (r.line, r.kind)
+        if key not in best or r.confidence > best[key].confidence:
+            best[key] = r
+    return sorted(best.values(), key=lambda r: (r.line, r.kind))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _header_row(ctx: Context, i: int) -> bool:
+    """Line i is a label in a table's header row: other labels share the row, and no
+    value does (a form row, "Name: x  Date: y", holds values with digits)."""
+    row = ctx.page.row(i)
+    if not any(j in ctx.labels for j in row if j != i):
+        return False
+    return not any(any(c.isdigit() for c in ctx.page.lines[j].text) for j in row if j not in ctx.labels)
+
+
+def _technical(ctx: Context, line: Line) -> bool:
+    """Positively read as technical text (kVp, W/L, probe, depth, scale marks)."""
+    return any(is_technical(r.text) for r in ctx.believed(line))
+
+
+def _alnum(line: Line) -> int:
+    return max((sum(c.isalnum() for c in r.text) for r in line.readings), default=0)
+
+
+def _span_box(line: Line, reading: Reading, start: int, end: int) -> Box:
+    """The reading's words that the span touches (the line, when it has no word boxes)."""
+    if not reading.words:
+        return line.box
+    boxes, pos = [], 0
+    for word in reading.words:
+        a = reading.text.find(word.text, pos)
+        if a < 0:
+            return line.box
+        b = a + len(word.text)
+        pos = b
+        if a < end and b > start:
+            boxes.append(word.box)
+    return union(boxes) if boxes else line.box

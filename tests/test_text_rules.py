@@ -1,0 +1,133 @@
+"""The named rules that decide which text lines to paint, on synthetic lines: no OCR.
+
+Each test builds a page from (text, box, confidence) and asserts which lines a
+rule paints, and that the redaction carries the rule's name. If a rule broke
+(stopped firing, or fired on technical text), its test fails.
+"""
+
+from __future__ import annotations
+
+from scrubgate.engine.text import rules
+from scrubgate.engine.text.detect import Detection
+from scrubgate.engine.text.page import Page
+from scrubgate.engine.text.read import Line, Reading
+
+SIZE = (1280, 960)
+
+
+def line(text: str, box, confidence: float = 0.97, second: tuple[str, float] | None = None) -> Line:
+    x, y, w, h = box
+    quad = ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+    readings = [Reading(text, confidence, "ppocr")]
+    if second:
+        readings.append(Reading(second[0], second[1], "tesseract"))
+    return Line(Detection(quad, box, 0.9), tuple(readings))
+
+
+def page(*lines: Line, on_colour=None, size=SIZE) -> Page:
+    return Page(size, list(lines), on_colour=list(on_colour or []))
+
+
+def painted(p: Page, **kw) -> dict[int, str]:
+    return {r.line: r.rule for r in rules.decide(p, **kw)}
+
+
+def test_identifier_in_line_paints_the_line_and_names_the_recognizer():
+    p = page(line("NHS 943 476 5919", (10, 10, 180, 22)), line("kVp 120 mAs 250", (1000, 10, 160, 22)))
+    got = painted(p)
+    assert set(got) == {0}
+    assert got[0].startswith("identifier_in_line:nhs")
+
+
+def test_a_second_reading_counts_when_the_first_is_garbled():
+    p = page(line("NH5 9A3 A7b 59I9 ~", (10, 10, 180, 22), 0.55, second=("NHS 943 476 5919", 0.9)))
+    assert 0 in painted(p)
+
+
+def test_weak_name_on_an_unsure_reading_is_not_believed():
+    # a gazetteer hit from texture read as letters: no reason to paint a photo
+    p = page(line("Mary Rocket", (400, 500, 120, 20), 0.7))
+    assert painted(p) == {}
+    assert painted(page(line("Mary Rocket", (400, 500, 120, 20), 0.95))) == {0: "identifier_in_line:name.gazetteer"}
+
+
+def test_header_value_matches_the_dicom_header_in_another_format():
+    p = page(line("Smith J0hn", (500, 400, 120, 20)))
+    assert painted(p) == {}
+    assert painted(p, hints=(("person_name", "SMITH^JOHN"),)) == {0: "header_value"}
+
+
+def test_label_with_a_misread_value_is_still_that_field():
+    assert painted(page(line("Date de naissance: Zar", (500, 400, 240, 20)))) == {0: "label_with_value"}
+
+
+def test_value_after_label_to_the_right_and_below():
+    right = page(line("Patient Name:", (10, 300, 130, 20)), line("Wironil Klejaekaand", (300, 300, 180, 20)))
+    assert painted(right) == {1: "value_after_label"}
+    below = page(line("Patient Name:", (10, 300, 130, 20)), line("Wironil Klejaekaand", (12, 326, 180, 20)))
+    assert painted(below) == {1: "value_after_label"}
+
+
+def test_table_column_under_an_identifier_header_only():
+    p = page(line("Patient ID", (300, 200, 100, 20)), line("Modality", (600, 200, 90, 20)),
+             line("DOB", (800, 200, 60, 20)),
+             line("QX77-21", (300, 230, 80, 20)), line("CT", (600, 230, 30, 20)),
+             line("QX81-09", (300, 260, 80, 20)), line("MR", (600, 260, 30, 20)))
+    got = painted(p)
+    assert {3, 5} <= set(got) and got[3] == "table_column"
+    assert 4 not in got and 6 not in got
+
+
+def test_banner_neighbour_paints_the_unrecognised_line_between_identifiers():
+    p = page(line("KOWALSKI^ANNA", (10, 10, 160, 22)), line("Royal Oakfield", (10, 36, 150, 22)),
+             line("DOB: 04-Mar-1962", (10, 62, 170, 22)))
+    assert painted(p) == {0: "identifier_in_line:name.caret", 1: "banner_neighbour",
+                          2: "identifier_in_line:label.dob"}
+
+
+def test_banner_neighbour_keeps_technical_text_and_the_next_section():
+    p = page(line("KOWALSKI^ANNA", (10, 10, 160, 22)), line("W 400 L 40", (10, 36, 110, 22)),
+             line("DOB: 04-Mar-1962", (10, 62, 170, 22)),
+             # a paragraph gap, then a heading and results: another block
+             line("Observations", (10, 130, 130, 22)), line("Heart rate 82 bpm", (10, 156, 170, 22)))
+    got = painted(p)
+    assert 1 not in got and 3 not in got and 4 not in got
+
+
+def test_banner_row_paints_a_study_time_beside_a_date():
+    p = page(line("Study 12/05/2021", (400, 10, 170, 22)), line("2:56:22 PM", (600, 10, 100, 22)),
+             line("Acc 55321987", (740, 10, 130, 22)))
+    assert painted(p).get(1) == "banner_neighbour"
+
+
+def test_unreadable_line_in_a_corner_is_painted_but_not_in_the_picture():
+    readable = [line(t, (1000, 10 + 26 * i, 160, 22)) for i, t in enumerate(["kVp 120", "mAs 250", "W 400 L 40"])]
+    corner = line("~#;,", (12, 12, 170, 22), 0.3)
+    middle = line("~#;,", (560, 480, 170, 22), 0.3)
+    got = painted(page(*readable, corner, middle))
+    assert got == {3: "unreadable_where_identifiers_live"}
+
+
+def test_unreadable_speck_or_blob_is_not_text():
+    blob = line("o", (300, 60, 400, 400), 0.3)  # anatomy the detector liked
+    speck = line(".", (12, 12, 14, 14), 0.3)
+    assert painted(page(line("kVp 120", (1000, 10, 160, 22)), blob, speck)) == {}
+
+
+def test_unreadable_line_on_a_coloured_header_band_is_painted():
+    p = page(line("Ward 7B", (10, 300, 90, 22)), line("~#;,", (500, 300, 170, 22), 0.3),
+             on_colour=[False, True])
+    assert painted(p) == {1: "unreadable_where_identifiers_live"}
+
+
+def test_all_text_paints_every_line_and_none_paints_nothing():
+    p = page(line("kVp 120 mAs 250", (1000, 10, 160, 22)), line("NHS 943 476 5919", (10, 10, 180, 22)))
+    assert painted(p, text="all") == {0: "all_text", 1: "all_text"}
+    assert painted(p, text="none") == {}
+    assert painted(page(), text="all") == {}
+
+
+def test_each_rule_keeps_its_thresholds_in_the_tuning_record():
+    strict = rules.RuleTuning(unreadable_below=0.2)
+    corner = page(line("kVp 120", (1000, 10, 160, 22)), line("~#;,", (12, 12, 170, 22), 0.3))
+    assert painted(corner) and not rules.decide(corner, tuning=strict)
