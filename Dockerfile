@@ -59,7 +59,7 @@ WORKDIR /src
 
 # Locked dependencies first, in their own layer, so that code changes do not
 # reinstall them. Only the runtime ones: the lock also holds the test and
-# benchmark tools (RapidOCR, scikit-image, ...), which an image does not need,
+# benchmark tools (scikit-image, Faker, ...), which an image does not need,
 # so it is used as constraints on pyproject's runtime list. The lock also pins
 # hatchling (the build backend).
 COPY requirements.lock pyproject.toml ./

@@ -65,7 +65,7 @@ SANITIZE_SECONDS = Histogram("scrubgate_sanitize_duration_seconds",
                              ["content"], registry=REGISTRY,
                              buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 OCR_SECONDS = Histogram("scrubgate_ocr_duration_seconds",
-                        "Time spent reading text (Tesseract, all passes) in one file that was OCR'd.",
+                        "Time spent on burned-in text (line detection, reading, rules) in one file that was scanned.",
                         registry=REGISTRY, buckets=(.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60))
 WORKERS = Gauge("scrubgate_workers", "Worker processes in the sanitiser pool.", registry=REGISTRY)
 WORKERS_BUSY = Gauge("scrubgate_workers_busy", "Worker processes busy with a job.", registry=REGISTRY)
