@@ -123,6 +123,13 @@ def test_failing_checksum_needs_a_label(value: str, labelled: str, recognizer: s
     assert_flagged(labelled, value, "national_id", recognizer)
 
 
+def test_clock_time_on_a_banner_is_a_date_but_durations_are_not() -> None:
+    assert_flagged("US 2:56:22 PM", "2:56:22 PM", "date", "date.clock_time")
+    assert_flagged("Exam 14:02:11", "14:02:11", "date", "date.clock_time")
+    for technical in ("FR 30 Hz 00:03", "Depth 16 cm 1:2", "W 400 L 40"):
+        assert "date" not in kinds(technical), technical
+
+
 def test_long_number_inside_a_line_is_a_code_but_short_ones_are_not() -> None:
     assert_flagged("ZZZ TEST PATIENT 00079241539", "00079241539", "mrn", "mrn.long_number")
     assert_flagged("Graf, Anna  H490743", "H490743", "mrn", "mrn.shape")
@@ -248,9 +255,10 @@ def test_time_next_to_date_is_included() -> None:
     assert_flagged(text, "14:32 2018-03-04", "date")
 
 
-def test_time_alone_is_not_an_identifier() -> None:
+def test_time_without_seconds_alone_is_not_an_identifier() -> None:
+    # A clock with seconds or AM/PM is a study time (test_clock_time_on_a_banner_...);
+    # a bare hh:mm is as often a duration or a scale.
     assert find_identifiers("14:32") == []
-    assert find_identifiers("Time 14:32:05") == []
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -94,9 +94,9 @@ def test_banner_neighbour_keeps_technical_text_and_the_next_section():
     assert 1 not in got and 3 not in got and 4 not in got
 
 
-def test_banner_row_paints_a_study_time_beside_a_date():
-    p = page(line("Study 12/05/2021", (400, 10, 170, 22)), line("2:56:22 PM", (600, 10, 100, 22)),
-             line("Acc 55321987", (740, 10, 130, 22)))
+def test_banner_row_paints_an_unrecognised_piece_between_identifiers():
+    p = page(line("Study 12/05/2021", (400, 10, 170, 22)), line("Oakfield Royal", (600, 10, 140, 22)),
+             line("Acc 55321987", (770, 10, 130, 22)))
     assert painted(p).get(1) == "banner_neighbour"
 
 

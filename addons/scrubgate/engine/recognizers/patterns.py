@@ -213,10 +213,19 @@ def iter_dates(s: str) -> Iterator[tuple[int, int, str, float]]:
             yield start, end, checked[0], checked[1]
 
 
+# A clock time with seconds or AM/PM ("2:56:22 PM", "14:02:11"): a study or
+# acquisition time on a scanner's banner, which Annex E removes with the date.
+# Durations and rates ("00:03", "1:2") have neither.
+_CLOCK = re.compile(r"(?<![\w:.])(?:[01]?\d|2[0-3]):[0-5]\d"
+                    r"(?::[0-5]\d(?:[.,]\d{1,6})?(?:[ ]?[AaPp]\.?[Mm]\.?)?|[ ]?[AaPp]\.?[Mm]\.?)(?![\w:])")
+
+
 def dates(ctx: OcrText) -> Iterator[Span]:
     for s in ctx.variants():
         for start, end, name, conf in iter_dates(s):
             yield Span(start, end, "date", name, conf)
+        for m in _CLOCK.finditer(s):
+            yield Span(m.start(), m.end(), "date", "date.clock_time", 0.6)
 
 
 # Age next to a date of birth: "45Y", "045Y", "(45 yrs)", "45 J", "45 ans".
