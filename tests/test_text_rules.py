@@ -10,7 +10,7 @@ from __future__ import annotations
 from scrubgate.engine.text import rules
 from scrubgate.engine.text.detect import Detection
 from scrubgate.engine.text.page import Page
-from scrubgate.engine.text.read import Line, Reading
+from scrubgate.engine.text.read import Line, Reading, Word
 
 SIZE = (1280, 960)
 
@@ -18,7 +18,13 @@ SIZE = (1280, 960)
 def line(text: str, box, confidence: float = 0.97, second: tuple[str, float] | None = None) -> Line:
     x, y, w, h = box
     quad = ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
-    readings = [Reading(text, confidence, "ppocr")]
+    step = w / max(len(text), 1)  # monospaced word boxes, as a reader would give them
+    words, pos = [], 0
+    for word in text.split():
+        a = text.index(word, pos)
+        pos = a + len(word)
+        words.append(Word(word, (round(x + a * step), y, max(1, round(len(word) * step)), h)))
+    readings = [Reading(text, confidence, "ppocr", tuple(words))]
     if second:
         readings.append(Reading(second[0], second[1], "tesseract"))
     return Line(Detection(quad, box, 0.9), tuple(readings))
@@ -125,6 +131,23 @@ def test_all_text_paints_every_line_and_none_paints_nothing():
     assert painted(p, text="all") == {0: "all_text", 1: "all_text"}
     assert painted(p, text="none") == {}
     assert painted(page(), text="all") == {}
+
+
+def test_a_sentence_loses_its_identifier_words_not_the_whole_line():
+    sentence = line("Can you review the CXR for Mrs Jane Okafor please, looks like pneumonia", (10, 400, 700, 22))
+    banner = line("KOWALSKI^ANNA NHS 943 476 5919", (10, 10, 300, 22))
+    [s] = rules.decide(page(sentence))
+    assert s.parts and all(b[0] > 10 + 200 and b[0] < 10 + 600 for b in s.parts)  # "for Mrs Jane Okafor please,"
+    assert rules.decide(page(banner))[0].parts == ()  # a banner line goes whole
+    unsure = line(sentence.text, sentence.box, confidence=0.8)
+    assert rules.decide(page(unsure))[0].parts == ()  # so does a sentence read unsurely
+
+
+def test_prose_between_two_named_lines_is_no_banner():
+    p = page(line("Dear Dr Hoareau, thank you for seeing Mrs Jane Okafor", (10, 100, 600, 22)),
+             line("who has had a productive cough for three weeks and fever", (10, 126, 610, 22)),
+             line("Her daughter Sarah Okafor can be reached on 07700 900123", (10, 152, 600, 22)))
+    assert 1 not in painted(p)
 
 
 def test_each_rule_keeps_its_thresholds_in_the_tuning_record():

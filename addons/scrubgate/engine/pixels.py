@@ -58,7 +58,7 @@ def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
         digest = hashlib.blake2b(frame.tobytes(), digest_size=16).hexdigest()
         result = seen.get(digest)
         if result is None:
-            result = scan_frame(frame, options)
+            result = scan_frame(frame, options, decoded.photographic)
             seen[digest] = result
             findings.extend(result.findings)
         if result.fills or result.blurs:
@@ -67,7 +67,7 @@ def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
     return changed, findings
 
 
-def scan_frame(frame: Image.Image, options: PixelOptions) -> FrameResult:
+def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = False) -> FrameResult:
     result = FrameResult()
     codes = barcodes.find(frame)
     for box, family in codes:
@@ -78,7 +78,7 @@ def scan_frame(frame: Image.Image, options: PixelOptions) -> FrameResult:
         # so the text stages see the codes blanked.
         page = _blank(frame, [b for b, _ in codes]) if codes else frame
         fills, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
-                                 colour_source=frame)
+                                 photographic=photographic, colour_source=frame)
         result.fills += fills
         result.findings += found
     # Faces in every format: a phone screenshot of a chart's patient photo is a PNG.

@@ -35,7 +35,8 @@ class Decoded:
     frames: list[Image.Image]
     encode: Callable[[list[Image.Image]], bytes]
     # True when the frames are a photograph-like picture rather than synthetic
-    # graphics; set by formats that know (JPEG/HEIC), refined by the scanner.
+    # graphics (a camera's JPEG, HEIC, lossy WebP): the text reader that copes
+    # with photographed print (PP-OCR) then reads first.
     photographic: bool = False
     notes: list[str] = field(default_factory=list)
 

@@ -29,25 +29,29 @@ _HEADER_BAND = 0.35  # coloured header bands sit in the top third of a screen
 
 
 def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[str, str], ...] = (),
-         colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
+         photographic: bool = False, colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
     """(boxes to fill, findings) for the text in `image` that the policy's `text`
-    (identifiers|all|none) wants gone. `colour_source` is the unblanked picture,
-    for the colour of each line's background."""
+    (identifiers|all|none) wants gone. `photographic` (a camera's JPEG or HEIC)
+    picks which reader goes first; `colour_source` is the unblanked picture, for
+    the colour of each line's background."""
     from .. import ocr
 
     if text == "none":
         return [], []
     started = time.perf_counter()
     try:
-        lines = read.read_lines(image, detect.find_lines(image), languages)
+        lines = read.read_lines(image, detect.find_lines(image), languages, photographic)
         page = Page(image.size, lines, on_colour=_on_colour(colour_source or image, lines))
         redactions = rules.decide(page, text, hints)
     finally:
         ocr.ocr_seconds += time.perf_counter() - started
     fills, findings = [], []
+    whole = {r.line for r in redactions if not r.parts}  # one rule wanting the whole line wins
     for r in redactions:
         line = lines[r.line]
-        fills.append(pad(line.box, image.size, max(2, round(_PAD * line.height))))
+        p = max(2, round(_PAD * line.height))
+        boxes = [line.box] if r.line in whole else r.parts
+        fills += [pad(b, image.size, p) for b in boxes]
         findings.append(Finding(r.kind, "pixels", r.rule, r.box, r.confidence))
     return fills, findings
 

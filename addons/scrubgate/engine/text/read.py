@@ -1,13 +1,18 @@
 """Stage 2: read each detected line, with recognisers made for line crops.
 
 Every line is cut out along its rotated rectangle (so a tilted photo line is
-read level), made dark on light, and read by Tesseract in single-line mode
-(English, Dutch, German, French): ~15 ms a line, and sure of itself on
-screenshots. Lines Tesseract is unsure of -- photos, small or faint print --
-are read again by PP-OCR's CRNN recogniser (CTC-decoded; its alphabet covers
-the four languages' diacritics), a model of another family that reads what
-Tesseract cannot, at ~5x the cost. Both readings are kept and the rules look
-at both: a line is only as unreadable as the best of its readings.
+read level) and read by two recognisers of different families:
+
+- Tesseract in single-line mode (English, Dutch, German, French), made dark on
+  light: ~15 ms a line, and sure of itself on screenshots;
+- PP-OCR's CRNN recogniser (CTC-decoded; its alphabet covers the four
+  languages' diacritics): ~50 ms a line, and it reads photographed, small or
+  faint print that Tesseract cannot.
+
+The cheaper-for-the-picture one reads first -- Tesseract on screenshots,
+PP-OCR on photographs -- and the other reads again only the lines the first
+was unsure of. Both readings are kept and the rules look at both: a line is
+only as unreadable as the best of its readings.
 
 Each reading carries word boxes (Tesseract's own; for PP-OCR, from where the
 CTC decoder placed each character), so findings point at the identifier.
@@ -31,7 +36,7 @@ class ReaderTuning:
     height: int = 48  # the recogniser's input height
     max_ratio: float = 40.0  # width/height beyond which a crop is squeezed (very long lines)
     batch_width: int = 3200  # px of padded input per batch (memory, not speed)
-    second_opinion_below: float = 0.9  # Tesseract confidence under which PP-OCR reads the line too
+    second_opinion_below: float = 0.9  # first reader's confidence under which the other reads too
     tesseract_height: int = 40  # px: Tesseract's comfortable line height
 
 
@@ -92,14 +97,23 @@ def crop_line(rgb: np.ndarray, det: Detection) -> np.ndarray:
 
 
 def read_lines(image: Image.Image, detections: list[Detection], languages: str,
-               tuning: ReaderTuning = TUNING) -> list[Line]:
+               photographic: bool = False, tuning: ReaderTuning = TUNING) -> list[Line]:
     if not detections:
         return []
     rgb = np.asarray(image.convert("RGB"))
     crops = [crop_line(rgb, d) for d in detections]
-    first = [_tesseract(crop, det, languages, tuning) for crop, det in zip(crops, detections)]
-    unsure = [i for i, r in enumerate(first) if r is None or r.confidence < tuning.second_opinion_below]
-    second = dict(zip(unsure, _ppocr([crops[i] for i in unsure], [detections[i] for i in unsure], tuning)))
+
+    def tesseract(indices: list[int]) -> list[Reading | None]:
+        return [_tesseract(crops[i], detections[i], languages, tuning) for i in indices]
+
+    def ppocr(indices: list[int]) -> list[Reading | None]:
+        return _ppocr([crops[i] for i in indices], [detections[i] for i in indices], tuning)
+
+    first_reader, second_reader = (ppocr, tesseract) if photographic else (tesseract, ppocr)
+    every = list(range(len(detections)))
+    first = first_reader(every)
+    unsure = [i for i in every if first[i] is None or first[i].confidence < tuning.second_opinion_below]
+    second = dict(zip(unsure, second_reader(unsure)))
     lines = []
     for i, det in enumerate(detections):
         readings = tuple(r for r in (first[i], second.get(i)) if r is not None and r.text.strip())

@@ -48,6 +48,12 @@ class RuleTuning:
     banner_height_ratio: float = 2.5
     # How often the context rules look again after painting more lines.
     context_rounds: int = 3
+    # A sentence: this many words, read this surely by its only reader. It loses its
+    # identifier words (and this many words each side), not the whole line; and it is
+    # no banner line for banner_neighbour.
+    sentence_words: int = 6
+    sure_sentence: float = 0.9
+    sentence_margin_words: int = 1
     # text: all: lines whose best reading is at least this sure, or that hold ink the
     # detector is sure is text, are all painted.
     all_text_detector_score: float = 0.6
@@ -58,11 +64,14 @@ TUNING = RuleTuning()
 
 @dataclass(frozen=True)
 class Redaction:
-    line: int  # index into page.lines: the whole line is painted
+    line: int  # index into page.lines: the whole line is painted ...
     kind: str  # identifier kind (IDENTIFIER_KINDS), "free_text" when unknown
     rule: str  # the rule's name, plus the recognizer's when one named the kind
     confidence: float
-    box: Box  # where the identifier itself is (for the finding); the fill covers the line
+    box: Box  # where the identifier itself is (for the finding)
+    # ... unless these are given: a sentence read surely loses only its identifier
+    # words and their neighbours, so the clinical text around them survives.
+    parts: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,10 +111,36 @@ def identifier_in_line(ctx: Context) -> list[Redaction]:
                      if s.confidence >= t.weak_span or reading.confidence >= t.sure_reading_for_weak_span]
             if spans:
                 best = max(spans, key=lambda s: s.confidence)
+                parts = _sentence_parts(ctx, line, reading, spans)
                 out.append(Redaction(i, best.kind, f"identifier_in_line:{best.recognizer}",
-                                     round(best.confidence, 2), _span_box(line, reading, best.start, best.end)))
+                                     round(best.confidence, 2), _span_box(line, reading, best.start, best.end),
+                                     parts))
                 break
     return out
+
+
+def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[Box, ...]:
+    """For a sentence (many words, one sure reading, word boxes known): the boxes of the
+    words the spans touch, one more word each side. Anything else: () -- the whole line."""
+    t = ctx.tuning
+    if len(line.readings) != 1 or reading.confidence < t.sure_sentence or len(reading.words) < t.sentence_words:
+        return ()
+    touched: set[int] = set()
+    pos = 0
+    offsets = []
+    for word in reading.words:
+        a = reading.text.find(word.text, pos)
+        if a < 0:
+            return ()
+        offsets.append((a, a + len(word.text)))
+        pos = a + len(word.text)
+    for span in spans:
+        hit = [k for k, (a, b) in enumerate(offsets) if a < span.end and b > span.start]
+        if not hit:
+            return ()
+        touched.update(range(max(0, min(hit) - t.sentence_margin_words),
+                             min(len(offsets), max(hit) + t.sentence_margin_words + 1)))
+    return tuple(reading.words[k].box for k in sorted(touched))
 
 
 def header_value(ctx: Context) -> list[Redaction]:
@@ -199,7 +234,7 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
             if not all(n in hit for n in beside) and sum(n in hit for n in near) < t.neighbour_share * len(near):
                 continue
             line = page.lines[g]
-            if line.height > t.banner_height_ratio * height or _technical(ctx, line):
+            if line.height > t.banner_height_ratio * height or _technical(ctx, line) or _sentence(ctx, line):
                 continue
             if _alnum(line) < 2 and line.confidence >= t.unreadable_below:
                 continue  # a read separator or bullet
@@ -273,6 +308,12 @@ def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], 
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _sentence(ctx: Context, line: Line) -> bool:
+    """Prose read surely: the recognizers had their full chance on it."""
+    t = ctx.tuning
+    return any(len(r.text.split()) >= t.sentence_words and r.confidence >= t.sure_sentence for r in line.readings)
 
 
 def _header_row(ctx: Context, i: int) -> bool:
