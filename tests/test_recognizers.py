@@ -118,8 +118,9 @@ FAILING = [
 
 @pytest.mark.parametrize(("value", "labelled", "recognizer"), FAILING)
 def test_failing_checksum_needs_a_label(value: str, labelled: str, recognizer: str) -> None:
-    # Without its label the number is no national ID (at most a long code: mrn.long_number).
-    assert [s for s in find_identifiers(f"value {value} end") if s.recognizer != "mrn.long_number"] == []
+    # Without its label the number is no national ID (at most a long code, painted as an MRN).
+    assert [s for s in find_identifiers(f"value {value} end")
+            if s.recognizer not in ("mrn.long_number", "mrn.long_code")] == []
     assert_flagged(labelled, value, "national_id", recognizer)
 
 
@@ -133,6 +134,10 @@ def test_clock_time_on_a_banner_is_a_date_but_durations_are_not() -> None:
 def test_long_number_inside_a_line_is_a_code_but_short_ones_are_not() -> None:
     assert_flagged("ZZZ TEST PATIENT 00079241539", "00079241539", "mrn", "mrn.long_number")
     assert_flagged("Graf, Anna  H490743", "H490743", "mrn", "mrn.shape")
+    assert_flagged("CTPA  RAD-573462", "RAD-573462", "mrn", "mrn.shape")
+    assert_flagged("XR CHEST 2014R9571996", "2014R9571996", "mrn", "mrn.long_code")
+    for probe in ("C5-1", "L12-5", "EC9-4"):
+        assert "mrn" not in kinds(probe), probe
     for technical in ("Frame 12345678 of", "Zoom 150%", "X 1024 Y 768", "1.23456789012", "12:34:56"):
         assert "mrn" not in kinds(technical), technical
 

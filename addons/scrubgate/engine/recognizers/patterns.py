@@ -102,10 +102,12 @@ _CHECKED_IDS = (
 
 
 # Bare hospital-number shape: 2-3 capitals then 6-8 digits ("RX0042113").
-_MRN_SHAPE = re.compile(r"(?<![\w\-./])[A-Z]{1,3}\d{6,8}(?![\w\-])")
+_MRN_SHAPE = re.compile(r"(?<![\w\-./])(?:[A-Z]{1,3}\d{6,8}|[A-Z]{2,4}-\d{5,8})(?![\w\-])")
 # Nine or more digits in one run, inside a line ("ZZZ TEST PATIENT 00079241539"):
 # no measurement, time or scale mark has that many.
 _LONG_NUMBER = re.compile(r"(?<![\w.,:/\-])\d{9,15}(?![\w.,:/\-])")
+# ... and a long code of digits with a letter or two inside ("2014R9571996").
+_LONG_CODE = re.compile(r"(?<![\w.,:/\-])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{10,16}(?![\w.,:/\-])")
 
 
 # A line that is nothing but a long number: on a scanner's banner that is the
@@ -122,6 +124,10 @@ def mrn_shapes(ctx: OcrText) -> Iterator[Span]:
             yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
         for m in _LONG_NUMBER.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.long_number", 0.5)
+        for m in _LONG_CODE.finditer(s):
+            code = m.group()
+            if sum(c.isdigit() for c in code) >= 8 and sum(c.isalpha() for c in code) <= 3:
+                yield Span(m.start(), m.end(), "mrn", "mrn.long_code", 0.5)
 
 
 # ---------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class Context:
         out = {}
         for i, line in enumerate(self.page.lines):
             for reading in self.believed(line, self.tuning.min_label_reading):
+                if reading.text.strip().lower() in _MENU_WORDS:
+                    continue  # "Patient" in a menu bar names no field
                 if kind := dangling_label(reading.text):
                     out[i] = kind
                     break
@@ -278,6 +280,9 @@ CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] 
     banner_neighbour, unreadable_where_identifiers_live)
 
 
+_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column"})
+
+
 def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
            tuning: RuleTuning = TUNING) -> list[Redaction]:
     """Every redaction the rules ask for, one per line (the surest rule's) unless a
@@ -291,9 +296,10 @@ def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], 
     # Context spreads along a banner: the line beside a painted neighbour is judged
     # again with it painted, a few rounds at most.
     # Only lines that carry an identifier seed the context rules: a line painted
-    # because nobody could read it says nothing about its neighbours.
+    # because nobody could read it says nothing about its neighbours, and a table
+    # column's cells sit among other columns, not in a banner.
     for _ in range(tuning.context_rounds):
-        hit = frozenset(r.line for r in found if r.rule != "unreadable_where_identifiers_live")
+        hit = frozenset(r.line for r in found if r.rule not in _NO_SEED)
         painted = frozenset(r.line for r in found)
         more = [r for rule in CONTEXT_RULES for r in rule(ctx, hit) if r.line not in painted]
         if not more:
@@ -316,13 +322,23 @@ def _sentence(ctx: Context, line: Line) -> bool:
     return any(len(r.text.split()) >= t.sentence_words and r.confidence >= t.sure_sentence for r in line.readings)
 
 
+# Labels that are also menu and tab names ("File Edit Patient Tools", "Summary |
+# Dossier"): a row holding them is a menu bar, not a table's header.
+_MENU_WORDS = frozenset({"patient", "patients", "dossier", "record", "records", "chart", "file"})
+
+
 def _header_row(ctx: Context, i: int) -> bool:
-    """Line i is a label in a table's header row: other labels share the row, and no
-    value does (a form row, "Name: x  Date: y", holds values with digits)."""
-    row = ctx.page.row(i)
-    if not any(j in ctx.labels for j in row if j != i):
+    """Line i is an identifier label in a table's header row ("Date | Exam | Accession"):
+    the row has other short column names and no values (a form row, "DOB: 04-Mar-1962
+    ID:", has digits)."""
+    page = ctx.page
+    row = page.row(i)
+    if page.lines[i].text.strip(" :").lower() in _MENU_WORDS:
         return False
-    return not any(any(c.isdigit() for c in ctx.page.lines[j].text) for j in row if j not in ctx.labels)
+    if len(row) < 3 and not any(j in ctx.labels for j in row if j != i):
+        return False  # "Patient Name: | Jane Doe" is a form field and its value
+    return all(len(page.lines[j].text.split()) <= 3 and not any(c.isdigit() for c in page.lines[j].text)
+               for j in row)
 
 
 def _technical(ctx: Context, line: Line) -> bool:
