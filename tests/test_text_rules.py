@@ -143,6 +143,15 @@ def test_a_sentence_loses_its_identifier_words_not_the_whole_line():
     assert rules.decide(page(unsure))[0].parts == ()  # so does a sentence read unsurely
 
 
+def test_a_sentence_also_loses_the_places_and_numbers_around_a_name():
+    text = "Frau Kallert wohnt in der Freya-Bohnbach-Allee 5, 03924 Neubrandenburg und hat COPD"
+    [s] = rules.decide(page(line(text, (10, 400, 860, 22))))
+    step = 860 / len(text)
+    painted_words = {text[round((b[0] - 10) / step):round((b[0] - 10 + b[2]) / step)].strip(" ,") for b in s.parts}
+    assert {"Freya-Bohnbach-Allee", "03924", "Neubrandenburg"} <= painted_words
+    assert "COPD" not in painted_words and "hat" not in painted_words and "der" not in painted_words
+
+
 def test_prose_between_two_named_lines_is_no_banner():
     p = page(line("Dear Dr Hoareau, thank you for seeing Mrs Jane Okafor", (10, 100, 600, 22)),
              line("who has had a productive cough for three weeks and fever", (10, 126, 610, 22)),

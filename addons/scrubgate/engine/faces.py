@@ -35,7 +35,8 @@ def find(image: Image.Image) -> list[tuple[int, int, int, int]]:
     if scale < 1.0:
         gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.Resampling.BILINEAR)
     a = np.asarray(gray)
-    min_side = max(24, min(a.shape) // 12)
+    # A chart's patient thumbnail is small: look down to 1/30 of the short side.
+    min_side = max(20, min(a.shape) // 30)
     default, alt2 = (c.detectMultiScale(a, scaleFactor=1.1, minNeighbors=n, minSize=(min_side, min_side))
                      for c, n in zip(_cascades(), (5, 3)))
     boxes = []

@@ -142,7 +142,21 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
             return ()
         touched.update(range(max(0, min(hit) - t.sentence_margin_words),
                              min(len(offsets), max(hit) + t.sentence_margin_words + 1)))
+    # A sentence that names someone often says more about them than the recognizers
+    # know ("lives at Freya-Bohnbach-Allee 5, 03924 Neubrandenburg"): every other
+    # word that could be a name, a place or a number goes too.
+    touched.update(k for k, word in enumerate(reading.words) if k and _could_identify(word.text))
     return tuple(reading.words[k].box for k in sorted(touched))
+
+
+def _could_identify(word: str) -> bool:
+    """A capitalised word that is no common or technical word, or a run of 4+ digits."""
+    from ..recognizers.names import _vetoed
+
+    core = word.strip(".,;:!?()[]'\"’")
+    if sum(c.isdigit() for c in core) >= 4 and not any(c in core for c in ".%/"):
+        return True
+    return len(core) >= 3 and core[0].isupper() and not core.isupper() and not _vetoed(core)
 
 
 def header_value(ctx: Context) -> list[Redaction]:
