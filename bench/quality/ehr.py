@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import numpy as np
@@ -171,3 +172,271 @@ def screenshot(rng: random.Random, nrng: np.random.Generator, with_face: bool = 
     pg, meta = fn(rng, nrng, p, with_face)
     meta.update(site=p.site, lang=p.lang)
     return pg, meta, p
+
+
+# --------------------------------------------------------------------------- a coloured patient banner
+
+BAND_DARK = [(0, 48, 135), (0, 94, 184), (0, 110, 120), (90, 40, 120), (128, 24, 48), (30, 90, 50), (45, 55, 70),
+             (190, 75, 15), (20, 20, 24)]
+BAND_LIGHT = [(255, 236, 150), (205, 228, 250), (210, 240, 220), (232, 234, 238), (255, 214, 160), (240, 220, 245),
+              (250, 250, 250)]
+APP = ["Clinical Portal", "ePatient", "EPR", "MedChart", "CareView", "Dossier", "KIS", "DPI"]
+MENU = {"en": ["File", "Edit", "View", "Patient", "Tools", "Help"],
+        "nl": ["Bestand", "Bewerken", "Beeld", "Patiënt", "Help"],
+        "de": ["Datei", "Bearbeiten", "Ansicht", "Patient", "Extras", "Hilfe"],
+        "fr": ["Fichier", "Édition", "Affichage", "Patient", "Outils", "Aide"]}
+AGE = {"en": "Age:", "nl": "Leeftijd:", "de": "Alter:", "fr": "Âge :"}
+LOCATION = {"en": ["Ward 7B, Bed 12", "AMU Bay 3", "ED Majors 14", "ICU Bed 4"],
+            "nl": ["Afd. Longziekten, kamer 12", "SEH box 3", "IC bed 4"],
+            "de": ["Station 4B, Zimmer 12", "ZNA Box 3", "Intensiv Bett 4"],
+            "fr": ["Pneumologie, chambre 12", "Urgences box 3", "Réa lit 4"]}
+ALLERGY_CHIP = {"en": ["ALLERGY: Penicillin", "Allergy: Latex", "NKDA"],
+                "nl": ["ALLERGIE: penicilline", "Geen allergieën"],
+                "de": ["ALLERGIE: Penicillin", "Keine Allergien"], "fr": ["ALLERGIE : pénicilline", "Pas d'allergie"]}
+TABS = {"en": ["Summary", "Results", "Notes", "Imaging", "Orders", "Meds"],
+        "nl": ["Overzicht", "Uitslagen", "Decursus", "Beelden", "Orders", "Medicatie"],
+        "de": ["Übersicht", "Befunde", "Verlauf", "Bildgebung", "Anordnungen", "Medikation"],
+        "fr": ["Synthèse", "Résultats", "Observations", "Imagerie", "Prescriptions", "Traitements"]}
+NOTE_HEAD = {"en": "Progress note", "nl": "Decursus", "de": "Verlaufsnotiz", "fr": "Observation médicale"}
+RESULTS_HEAD = {"en": ["Test", "Result", "Units", "Ref"], "nl": ["Bepaling", "Uitslag", "Eenheid", "Ref"],
+                "de": ["Parameter", "Wert", "Einheit", "Norm"], "fr": ["Examen", "Résultat", "Unité", "Norme"]}
+RESULT_ROWS = [("Hb", "132", "g/L", "120-160"), ("WBC", "7.2", "10^9/L", "4.0-11.0"),
+               ("Plt", "245", "10^9/L", "150-400"), ("Na", "139", "mmol/L", "135-145"),
+               ("K", "4.2", "mmol/L", "3.5-5.0"), ("Creat", "84", "umol/L", "60-110"),
+               ("CRP", "12", "mg/L", "<5"), ("ALT", "22", "U/L", "<40"), ("INR", "1.0", "", "0.8-1.2"),
+               ("Trop T", "9", "ng/L", "<14"), ("eGFR", "88", "mL/min", ">60"), ("Lactate", "1.1", "mmol/L", "<2.0")]
+
+
+def _band_fields(rng, p: ids.Patient) -> list[tuple[str, tuple]]:
+    """(label, identifier segment) pairs for the banner, in a vendor's order."""
+    out = [(ids.label("dob", p.lang, rng).rstrip(":").strip(), (p.date(p.dob, rng), "id", {"kind": "date_of_birth"})),
+           (ids.label("mrn", p.lang, rng).rstrip(":").strip(), (p.mrn, "id", {"kind": "mrn", "style": p.mrn_style}))]
+    if rng.random() < 0.75:
+        out.append((ids.NATIONAL_LABELS[p.national_kind][0].rstrip(":"),
+                    (p.national_formatted(rng), "id", {"kind": "national_id", "scheme": p.national_kind})))
+    if rng.random() < 0.2:
+        out.append((ids.label("phone", p.lang, rng).rstrip(":").strip(), (p.phone, "id", {"kind": "phone"})))
+    return out
+
+
+def ehr_banner(rng: random.Random, nrng: np.random.Generator, p: ids.Patient, size: tuple[int, int] | None = None,
+               ui: float = 1.0):
+    """An EHR window whose patient banner is a coloured bar: name, DOB, numbers across it."""
+    from render import same_family, styled
+    import prose
+    import letters
+
+    w, h = size or rng.choice([(1280, 720), (1366, 768), (1440, 900), (1600, 900), (1920, 1080), (1920, 1200),
+                               (2560, 1440)])
+    dark = rng.random() < 0.65
+    band = rng.choice(BAND_DARK if dark else BAND_LIGHT)
+    txt = (rng.choice([(255, 255, 255), (240, 244, 250)]) if dark
+           else rng.choice([(0, 0, 0), (20, 30, 60), (40, 40, 40)]))
+    sub = tuple(int(c * 0.8 + (b * 0.2)) for c, b in zip(txt, band))
+    page_bg = rng.choice([(255, 255, 255), (246, 247, 249), (238, 240, 243)])
+    pg = Page(Image.new("RGB", (w, h), page_bg))
+    d = pg.draw
+    size_px = int(max(12, min(20, w / rng.uniform(90, 120))) * ui)
+    kind = rng.choice(["sans", "sans", "condensed", "sans_bold"])
+    f = font(rng, "sans" if kind == "sans_bold" else kind, size_px)
+    fb = styled(f, "bold", int(size_px * rng.uniform(1.15, 1.6)))
+    # window chrome: menu bar and toolbar (no identifiers)
+    mh = int(size_px * 1.9)
+    d.rectangle([0, 0, w, mh], fill=rng.choice([(236, 236, 236), (50, 54, 60), (225, 230, 238)]))
+    chrome_fg = (30, 30, 30) if d.im.getpixel((2, 2))[0] > 128 else (230, 230, 230)
+    x = size_px
+    for item in [rng.choice(APP)] + MENU[p.lang]:
+        pg.line(x, (mh - size_px) // 2, [(item, "ctx")], f, chrome_fg)
+        x += f.getlength(item) + size_px * 1.6
+    y = mh
+    th = int(size_px * 2.4)
+    d.rectangle([0, y, w, y + th], fill=(246, 246, 248) if page_bg != (246, 246, 248) else (236, 238, 241))
+    for i in range(rng.randint(8, 16)):
+        ix = size_px + i * int(th * 1.1)
+        d.rounded_rectangle([ix, y + th * 0.2, ix + th * 0.6, y + th * 0.8], 3, fill=(170, 178, 190))
+    y += th
+    # the banner
+    style = rng.choice(["single", "double", "fields"])
+    name_form = rng.choice(["comma_upper", "comma", "given_family", "family_given_upper", "caret"])
+    name = (p.name_form(name_form), "id", {"kind": "person_name", "name_source": p.name_source, "form": name_form})
+    fields = _band_fields(rng, p)
+    age = p.study.year - p.dob.year
+    sep = rng.choice(["  |  ", "   ", "  •  ", "    "])
+    bx = size_px
+    photo = rng.random() < 0.3
+    if style == "single":
+        bh = int(fb.size * rng.uniform(1.8, 2.4))
+        d.rectangle([0, y, w, y + bh], fill=band)
+        if photo:
+            _face_slot(pg, rng, bx, y + 3, bh - 6, False)
+            bx += bh + size_px // 2
+        segs = [name]
+        for lab, seg in fields:
+            segs += [(sep.strip() or " ", "ctx") if sep.strip() else None, (lab + ":", "ctx"), seg]
+        segs += [(f"({age}y)" if p.lang == "en" else f"{age} J." if p.lang == "de" else f"{age} a", "ctx"),
+                 (rng.choice(["M", "F"]), "ctx")]
+        segs = [s for s in segs if s]
+        # name in bold, the rest in the regular face: two calls on one baseline
+        ny = y + (bh - fb.size) // 2
+        nb = pg.line(bx, ny, [name], fb, txt)
+        rest = segs[1:]
+        rx = bx + nb[2] + size_px * 1.5
+        ry = y + (bh - f.size) // 2
+        fits = pg.width_of(rest, f, f.getlength("  ")) < w - rx - size_px
+        if fits:
+            pg.line(rx, ry, rest, f, sub)
+        else:  # too long for one line: the band grows a second row
+            d.rectangle([0, y + bh, w, y + bh + int(f.size * 1.8)], fill=band)
+            pg.line(bx, y + bh + int(f.size * 0.3), rest, f, sub)
+            bh += int(f.size * 1.8)
+        y += bh
+    elif style == "double":
+        bh = int(fb.size * 1.6 + f.size * 2.4)
+        d.rectangle([0, y, w, y + bh], fill=band)
+        if photo:
+            _face_slot(pg, rng, bx, y + 4, bh - 8, False)
+            bx += bh + size_px // 2
+        pg.line(bx, y + int(fb.size * 0.3), [name], fb, txt)
+        segs = []
+        for lab, seg in fields:
+            segs += [(lab + ":", "ctx"), seg]
+        segs += [(AGE[p.lang], "ctx"), (str(age), "ctx")]
+        pg.line(bx, y + int(fb.size * 1.6), segs, f, sub, gap=f.getlength("   "))
+        rx = w - size_px
+        chip = rng.choice(ALLERGY_CHIP[p.lang])
+        cw = f.getlength(chip) + size_px
+        d.rounded_rectangle([rx - cw, y + 6, rx, y + 6 + f.size * 1.6], 4,
+                            fill=(200, 30, 40) if "NKDA" not in chip and "Geen" not in chip else (90, 150, 90))
+        pg.line(rx - size_px / 2, y + 6 + f.size * 0.3, [(chip, "clin")], f, (255, 255, 255), anchor="r")
+        pg.line(rx, y + int(fb.size * 1.6), [(rng.choice(LOCATION[p.lang]), "ctx")], f, sub, anchor="r")
+        y += bh
+    else:  # label above value, in columns
+        lab_f = same_family(f, max(10, int(size_px * 0.8)))
+        bh = int(fb.size * 1.5 + f.size * 0.4 + lab_f.size * 1.3)
+        d.rectangle([0, y, w, y + bh], fill=band)
+        if photo:
+            _face_slot(pg, rng, bx, y + 3, bh - 6, False)
+            bx += bh + size_px // 2
+        nb = pg.line(bx, y + (bh - fb.size) // 2, [name], fb, txt)
+        cx = bx + nb[2] + size_px * 2.5
+        for lab, seg in fields + [(AGE[p.lang].rstrip(": "), (str(age), "ctx"))]:
+            colw = max(lab_f.getlength(lab), f.getlength(seg[0])) + size_px * 2
+            if cx + colw > w:
+                break
+            pg.line(cx, y + int(bh * 0.12), [(lab, "ctx")], lab_f, sub)
+            pg.line(cx, y + int(bh * 0.12) + int(lab_f.size * 1.3), [seg], styled(f, "bold", size_px), txt)
+            cx += colw
+        y += bh
+    if rng.random() < 0.4:  # an alert stripe under the banner
+        d.rectangle([0, y, w, y + max(3, size_px // 3)],
+                    fill=rng.choice([(220, 40, 40), (250, 190, 0), (120, 60, 180)]))
+        y += max(3, size_px // 3)
+    # tabs
+    tab_h = int(size_px * 2.2)
+    d.rectangle([0, y, w, y + tab_h], fill=(250, 250, 252) if page_bg != (250, 250, 252) else (240, 240, 244))
+    x = size_px
+    sel = rng.randrange(len(TABS[p.lang]))
+    for i, t in enumerate(TABS[p.lang]):
+        tw = f.getlength(t) + size_px * 2
+        if i == sel:
+            d.rectangle([x - size_px * 0.6, y + tab_h - 4, x + tw - size_px * 1.4, y + tab_h], fill=band)
+        pg.line(x, y + (tab_h - size_px) // 2, [(t, "ctx")], f, (40, 40, 50))
+        x += tw
+    y += tab_h + size_px
+    # content: a results table on the left, a progress note naming the patient on the right
+    m = size_px
+    split = int(w * rng.uniform(0.42, 0.55))
+    heads = RESULTS_HEAD[p.lang]
+    cols = [m, m + (split - 2 * m) * 0.3, m + (split - 2 * m) * 0.5, m + (split - 2 * m) * 0.75]
+    fbh = styled(f, "bold", size_px)
+    for cxx, hd in zip(cols, heads):
+        pg.line(cxx, y, [(hd, "ctx")], fbh, (60, 60, 70))
+    y0 = y
+    y += int(size_px * 1.8)
+    d.line([m, y - size_px * 0.4, split - m, y - size_px * 0.4], fill=(200, 204, 210), width=1)
+    for i, row in enumerate(rng.sample(RESULT_ROWS, rng.randint(5, min(12, len(RESULT_ROWS))))):
+        if y > h - size_px * 3:
+            break
+        if i % 2:
+            d.rectangle([m - 4, y - 4, split - m, y + size_px + 5], fill=tuple(max(0, c - 8) for c in page_bg))
+        for cxx, cell in zip(cols, row):
+            if cell:
+                pg.line(cxx, y, [(cell, "clin")], f, (25, 25, 30))
+        y += int(size_px * 1.7)
+    y += size_px
+    y = _imaging_list(pg, rng, p, m, split - m, y, h, f, fbh, page_bg)
+    nx = split + m
+    y = y0
+    pg.line(nx, y, [(NOTE_HEAD[p.lang], "ctx"), (p.date(p.study, rng), "id", {"kind": "study_date"}),
+                    (p.study.strftime("%H:%M"), "ctx")], fbh, (40, 40, 50))
+    y += int(size_px * 2)
+    sl = letters._slots(rng, p)
+    for t in rng.sample(letters.BODY[p.lang], 3):
+        if y > h - size_px * 4:
+            break
+        y = prose.flow(pg, nx, y, w - nx - m, prose.segments(t, sl), f, (30, 30, 35), int(size_px * 1.45))
+        y += size_px // 2
+    if y < h - size_px * 3:
+        pg.line(nx, y + size_px // 2, [(p.physician, "id", {"kind": "physician_name",
+                                                             "name_source": p.physician_source})], f, (60, 60, 70))
+        y += size_px * 3
+    _vitals_chart(pg, rng, nx, w - m, y, h - m, f)
+    return pg, {"layout": f"ehr_banner_{style}", "font_px": size_px, "band": "dark" if dark else "light",
+                "ui_scale": ui}
+
+
+def banner_screen(rng: random.Random, nrng: np.random.Generator, size=None, ui: float = 1.0, p=None):
+    p = p or ids.make_patient(rng)
+    pg, meta = ehr_banner(rng, nrng, p, size, ui)
+    meta.update(site=p.site, lang=p.lang)
+    return pg, meta, p
+
+
+IMAGING_HEAD = {"en": "Imaging", "nl": "Beeldvorming", "de": "Bildgebung", "fr": "Imagerie"}
+STUDIES = ["XR CHEST PA", "CT THORAX C+", "US ABDOMEN", "MR BRAIN", "CT HEAD", "XR KNEE L", "CTPA", "US DOPPLER LEG"]
+STATUS = {"en": ["Reported", "Verified", "Pending"], "nl": ["Verslagen", "Geautoriseerd"],
+          "de": ["Befundet", "Freigegeben"], "fr": ["Interprété", "Validé"]}
+
+
+def _imaging_list(pg: Page, rng, p: ids.Patient, x0, x1, y, h, f, fb, bg) -> float:
+    """Imaging studies: date and accession (identifiers), description (technical), status."""
+    if y > h - f.size * 6:
+        return y
+    pg.line(x0, y, [(IMAGING_HEAD[p.lang], "ctx")], fb, (40, 40, 50))
+    y += int(f.size * 1.9)
+    cols = [x0, x0 + (x1 - x0) * 0.28, x0 + (x1 - x0) * 0.62, x0 + (x1 - x0) * 0.85]
+    for i in range(rng.randint(2, 5)):
+        if y > h - f.size * 2.5:
+            break
+        when = p.study - dt.timedelta(days=rng.randint(0, 900))
+        acc = "".join(str(rng.randint(0, 9)) if c.isdigit() else c for c in p.accession) if i else p.accession
+        cells = [(p.date(when, rng), "id", {"kind": "study_date"}), (rng.choice(STUDIES), "tech"),
+                 (acc, "id", {"kind": "accession"}), (rng.choice(STATUS[p.lang]), "ctx")]
+        for cx, cell in zip(cols, cells):
+            pg.line(cx, y, [cell], f, (25, 25, 30))
+        y += int(f.size * 1.7)
+    return y
+
+
+def _vitals_chart(pg: Page, rng, x0, x1, y0, y1, f) -> None:
+    """A small observations chart: axes, tick labels (technical), two traces."""
+    if y1 - y0 < f.size * 8 or x1 - x0 < f.size * 15:
+        return
+    d = pg.draw
+    lx = x0 + f.getlength("200") + 8
+    d.rectangle([lx, y0, x1, y1 - f.size * 2], outline=(180, 184, 190))
+    top, bot = y0, y1 - f.size * 2
+    for k, v in enumerate([200, 150, 100, 50]):
+        yy = top + (bot - top) * k / 4
+        d.line([lx, yy, x1, yy], fill=(225, 228, 232))
+        pg.line(x0, yy - f.size / 2, [(str(v), "tech")], f, (90, 90, 100))
+    n = rng.randint(8, 16)
+    for colour, base in [((200, 40, 40), rng.uniform(70, 110)), ((30, 90, 200), rng.uniform(110, 150))]:
+        vals = base + np.cumsum(np.array([rng.uniform(-8, 8) for _ in range(n)]))
+        pts = [(lx + (x1 - lx) * (i + 0.5) / n, bot - (bot - top) * (v / 250)) for i, v in enumerate(vals)]
+        d.line(pts, fill=colour, width=2)
+        for px, py in pts:
+            d.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+    for i in range(0, n, max(1, n // 5)):
+        pg.line(lx + (x1 - lx) * (i + 0.5) / n, bot + 4, [(f"{(6 + i * 2) % 24:02d}:00", "ctx")], f,
+                (90, 90, 100), anchor="c")

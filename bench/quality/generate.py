@@ -31,19 +31,25 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import camera  # noqa: E402
+import chat  # noqa: E402
 import common  # noqa: E402,F401  (registers the HEIF opener)
 import controls  # noqa: E402
 import ehr  # noqa: E402
 import faces  # noqa: E402
 import identifiers as ids  # noqa: E402
+import labels as printed_labels  # noqa: E402
+import letters  # noqa: E402
+import paper  # noqa: E402
 import plant  # noqa: E402
 import render  # noqa: E402
 import ultrasound_real  # noqa: E402
+import us_vendor  # noqa: E402
 import wristband  # noqa: E402
 
-GENERATOR_VERSION = 2
-FAMILIES = ["screen_crisp", "screen_photo", "screenshot", "wristband", "face", "control", "ultrasound_real"]
-DEFAULT_COUNT = 17  # x 7 families = 119 images
+GENERATOR_VERSION = 3
+FAMILIES = ["screen_crisp", "screen_photo", "screenshot", "wristband", "face", "control", "ultrasound_real",
+            "ehr_banner", "chat", "label_photo", "letter_photo", "us_vendor", "screen_4k"]
+DEFAULT_COUNT = 14  # x 13 families = 182 images; --quick (3 per family) = 39
 EXT = {"jpeg": "jpg", "heic": "heic", "png": "png", "webp": "webp", "gif": "gif", "tiff": "tiff", "bmp": "bmp"}
 
 
@@ -85,16 +91,41 @@ def _photo_of(img: Image.Image, labels: dict, rng: random.Random, **kw) -> tuple
     return photo, out, applied
 
 
+# Stored pixels for an EXIF orientation, given the displayed image: exif_transpose undoes these.
+STORE_ROTATED = {1: None, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+# Which photos get a hard condition (camera.CONDITIONS): every third photo is ordinary, the others cycle
+# through the conditions, offset per family so that even --quick (indices 0-2) meets all of them.
+CONDITION_OFFSET = {"screen_photo": 0, "wristband": 1, "label_photo": 2, "chat": 3, "letter_photo": 4,
+                    "us_vendor": 0, "ehr_banner": 2}
+
+
+def condition_for(family: str, index: int) -> str | None:
+    if index % 3 == 0:
+        return None
+    k = index - index // 3 - 1
+    return camera.CONDITIONS[(k + CONDITION_OFFSET.get(family, 0)) % len(camera.CONDITIONS)]
+
+
 def _save_photo(img: Image.Image, path_stem: Path, rng: random.Random, heic_share: float,
-                allow_rotate: bool = True) -> tuple[Path, str, list[str], list, dict]:
-    """Save a phone photo (JPEG or HEIC) with phone EXIF; maybe stored rotated with Orientation=6."""
+                allow_rotate: bool = True, orientation: int | None = None,
+                condition: str | None = None) -> tuple[Path, str, list[str], list, dict]:
+    """Save a phone photo (JPEG or HEIC) with phone EXIF.
+
+    `img` is the photo as displayed. It may be stored sideways with EXIF Orientation 6 or 8 (forced by
+    `orientation`, else 20% of JPEGs when `allow_rotate`); label boxes stay in displayed pixels.
+    The "jpeg60" condition saves a JPEG at quality 60.
+    """
     fmt = "heic" if rng.random() < heic_share else "jpeg"
-    orientation = 6 if (allow_rotate and fmt == "jpeg" and rng.random() < 0.2) else 1
+    if condition == "jpeg60" or orientation in (6, 8):
+        fmt = "jpeg"
+    if orientation is None:
+        orientation = rng.choice([6, 6, 8]) if (allow_rotate and fmt == "jpeg" and rng.random() < 0.2) else 1
     owner, when = _owner(rng), _when(rng)
     exif, tags = plant.phone_exif(rng, when, owner, orientation, full=rng.random() < 0.8)
-    raw = img.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else img
+    raw = img.transpose(STORE_ROTATED[orientation]) if STORE_ROTATED[orientation] is not None else img
     path = path_stem.with_suffix("." + EXT[fmt])
-    q = rng.randint(60, 92)
+    q = 60 if condition == "jpeg60" else rng.randint(60, 92)
     planted = plant.save(raw, path, fmt, rng, exif=exif, exif_tags=tags, owner=owner, when=when, quality=q)
     jobs = []
     if fmt == "jpeg" and rng.random() < 0.2:
@@ -128,8 +159,9 @@ def gen_screen_crisp(rng, nrng, stem: Path, index: int):
 
 def gen_screen_photo(rng, nrng, stem: Path, index: int):
     pg, meta = render.screen(rng, nrng)
-    photo, labels, applied = _photo_of(pg.img, _labels_from_page(pg), rng)
-    path, fmt, planted, jobs, extra = _save_photo(photo, stem, rng, heic_share=0.2)
+    cond = condition_for("screen_photo", index)
+    photo, labels, applied = _photo_of(pg.img, _labels_from_page(pg), rng, condition=cond)
+    path, fmt, planted, jobs, extra = _save_photo(photo, stem, rng, heic_share=0.2, condition=cond)
     meta.update(applied, **extra)
     return path, fmt, labels, planted, jobs, meta
 
@@ -141,10 +173,11 @@ def gen_screenshot(rng, nrng, stem: Path, index: int):
 
 def gen_wristband(rng, nrng, stem: Path, index: int):
     p = ids.make_patient(rng)
-    img, pg, lines, meta = wristband.photograph_band(rng, p)
+    cond = condition_for("wristband", index)
+    img, pg, lines, meta = wristband.photograph_band(rng, p, condition=cond)
     labels = {k: [r for r in getattr(pg, k) if r["box"]] for k in ("identifiers", "technical", "context")}
     labels["identifier_lines"] = lines
-    path, fmt, planted, jobs, extra = _save_photo(img, stem, rng, heic_share=0.15)
+    path, fmt, planted, jobs, extra = _save_photo(img, stem, rng, heic_share=0.15, condition=cond)
     meta.update(extra)
     return path, fmt, labels, planted, jobs, meta
 
@@ -232,8 +265,116 @@ def gen_ultrasound_real(rng, nrng, stem: Path, index: int):
     return path, fmt, labels, planted, jobs, meta
 
 
+# --------------------------------------------------------------------------- the broader looks
+
+BANNER_FORMATS = ["png", "jpeg", "png", "webp", "png", "gif", "png"]
+CHAT_FORMATS = ["png", "jpeg", "png", "webp", "png"]
+VENDOR_FORMATS = ["png", "jpeg", "bmp", "png", "tiff"]
+K4_FORMATS = ["png", "png", "jpeg", "webp"]
+LETTER_SIZES = [(1500, 2000), (1536, 2048), (1440, 1920), (1200, 1600)]
+UHD = (3840, 2160)
+
+
+def _photo_screen(pg, meta, rng, stem: Path, family: str, index: int, orientation=None, **kw):
+    """A crisp page photographed off its monitor (or phone), with the family's condition."""
+    cond = condition_for(family, index)
+    photo, labels, applied = _photo_of(pg.img, _labels_from_page(pg), rng, condition=cond, **kw)
+    path, fmt, planted, jobs, extra = _save_photo(photo, stem, rng, heic_share=0.1, orientation=orientation,
+                                                  condition=cond)
+    meta.update(applied, **extra, variant="photo")
+    return path, fmt, labels, planted, jobs, meta
+
+
+def _paper_labels(pg, fn, size, meta) -> dict:
+    labels = paper.map_page(pg, fn, size)
+    meta["identifiers_out_of_frame"] = labels.pop("_dropped")
+    return labels
+
+
+def gen_ehr_banner(rng, nrng, stem: Path, index: int):
+    """EHR screens with a coloured patient band; every fourth photographed."""
+    pg, meta, p = ehr.banner_screen(rng, nrng)
+    if index % 4 == 3:
+        return _photo_screen(pg, meta, rng, stem, "ehr_banner", index, max_rot=6.0,
+                             size=rng.choice([(1600, 1200), (2000, 1500), (1920, 1440)]))
+    return _save_page(pg, meta, rng, stem, index, BANNER_FORMATS, 0.6, (80, 95))
+
+
+def gen_chat(rng, nrng, stem: Path, index: int):
+    """Messenger screenshots; every fifth is a portrait phone photo of the phone, stored sideways."""
+    pg, meta, p = chat.screenshot(rng, nrng)
+    if index % 5 == 4:
+        return _photo_screen(pg, meta, rng, stem, "chat", index, orientation=rng.choice([6, 8]), max_rot=5.0,
+                             size=rng.choice([(1200, 1600), (1080, 1440)]))
+    return _save_page(pg, meta, rng, stem, index, CHAT_FORMATS, 0.7, (70, 92))
+
+
+def gen_label_photo(rng, nrng, stem: Path, index: int):
+    """Printed labels photographed: round a specimen tube, on a request form, a sheet of stickers."""
+    p = ids.make_patient(rng)
+    cond = condition_for("label_photo", index)
+    kind = ["tube", "form", "sheet"][index % 3]
+    orientation = None
+    if kind == "tube":
+        pg = printed_labels.specimen_label(rng, p)
+        photo, fn, applied = paper.photograph_tube(pg.img, rng, condition=cond)
+    else:
+        pg = printed_labels.request_form(rng, p) if kind == "form" else printed_labels.label_sheet(rng, p)
+        photo, fn, applied = paper.photograph_sheet(pg.img, rng, strength=0.75, condition=cond, max_rot=8.0,
+                                                    crop_chance=0.1 if kind == "form" else 0.3, fill=(0.78, 0.97))
+        if photo.height > photo.width and rng.random() < 0.6:
+            orientation = rng.choice([6, 8])
+    meta = {"layout": f"label_{kind}", "site": p.site, "lang": p.lang, **applied}
+    labels = _paper_labels(pg, fn, photo.size, meta)
+    path, fmt, planted, jobs, extra = _save_photo(photo, stem, rng, heic_share=0.15, orientation=orientation,
+                                                  condition=cond)
+    meta.update(extra)
+    return path, fmt, labels, planted, jobs, meta
+
+
+def gen_letter_photo(rng, nrng, stem: Path, index: int):
+    """Phone photos of printed letters and forms (serif, names in the prose), mostly stored sideways."""
+    pg, meta, p = letters.document(rng)
+    cond = condition_for("letter_photo", index)
+    photo, fn, applied = paper.photograph_sheet(pg.img, rng, size=rng.choice(LETTER_SIZES), strength=0.6,
+                                                condition=cond, crop_chance=0.25, fill=(0.8, 0.98), max_rot=7.0)
+    meta.update(applied)
+    labels = _paper_labels(pg, fn, photo.size, meta)
+    orientation = [6, 8, None][index % 3]
+    path, fmt, planted, jobs, extra = _save_photo(photo, stem, rng, heic_share=0.15, orientation=orientation,
+                                                  condition=cond)
+    meta.update(extra)
+    return path, fmt, labels, planted, jobs, meta
+
+
+def gen_us_vendor(rng, nrng, stem: Path, index: int):
+    """Vendor ultrasound consoles, yellow/green on black, name on the line of settings; every third photographed."""
+    pg, meta, p = us_vendor.screen(rng, nrng)
+    if index % 3 == 2:
+        return _photo_screen(pg, meta, rng, stem, "us_vendor", index,
+                             size=rng.choice([(1600, 1200), (1440, 1080), (2000, 1500)]))
+    return _save_page(pg, meta, rng, stem, index, VENDOR_FORMATS, 0.3, (85, 95))
+
+
+def gen_screen_4k(rng, nrng, stem: Path, index: int):
+    """3840x2160 screenshots: a PACS viewer, an EHR with a patient band, a worklist; UI scaling 100-200%."""
+    p = ids.make_patient(rng)
+    ui = rng.choice([1.0, 1.25, 1.5, 2.0])
+    which = ["viewer_dark", "ehr_banner", rng.choice(["worklist", "ehr_banner", "viewer_dark"])][index % 3]
+    if which == "viewer_dark":
+        pg, meta = render.viewer_dark(rng, nrng, p, size=UHD, ui=ui)
+    elif which == "worklist":
+        pg, meta = render.worklist(rng, nrng, p, size=UHD, ui=ui)
+    else:
+        pg, meta = ehr.ehr_banner(rng, nrng, p, size=UHD, ui=ui)
+    meta.update(site=p.site, lang=p.lang)
+    return _save_page(pg, meta, rng, stem, index, K4_FORMATS, 0.5, (88, 95))
+
+
 GENERATORS = {"screen_crisp": gen_screen_crisp, "screen_photo": gen_screen_photo, "screenshot": gen_screenshot,
-              "wristband": gen_wristband, "face": gen_face, "control": gen_control}
+              "wristband": gen_wristband, "face": gen_face, "control": gen_control,
+              "ehr_banner": gen_ehr_banner, "chat": gen_chat, "label_photo": gen_label_photo,
+              "letter_photo": gen_letter_photo, "us_vendor": gen_us_vendor, "screen_4k": gen_screen_4k}
 
 
 def make_one(task) -> dict | None:

@@ -49,8 +49,9 @@ SITE_WEIGHTS = {"uk": 4, "nl": 3, "be": 1, "be_fr": 1, "de": 2, "fr": 2, "us": 2
 
 # Labels per language; several synonyms each, as vendors differ.
 LABELS = {
-    "name": {"en": ["Name:", "Patient:", "Pt:", "Patient Name:"], "nl": ["Naam:", "Patiënt:"],
-             "de": ["Name:", "Patient:"], "fr": ["Nom:", "Patient:", "Nom patient:"]},
+    "name": {"en": ["Name:", "Patient:", "Pt:", "Patient Name:"], "nl": ["Naam:", "Patiënt:", "Naam patiënt:"],
+             "de": ["Name:", "Patient:", "Patientin:", "Geburtsname:"],
+             "fr": ["Nom:", "Patient:", "Nom patient:", "Nom de naissance:", "Nom d'usage:"]},
     "dob": {"en": ["DOB:", "D.O.B.", "Date of birth:", "Born:"], "nl": ["Geb. datum:", "Geboortedatum:", "Geb.:"],
             "de": ["Geb.-Datum:", "Geburtsdatum:", "Geb.:", "geb."], "fr": ["Né(e) le:", "Date de naissance:", "DDN:"]},
     "mrn": {"en": ["MRN:", "Hosp No:", "Patient ID:", "PID:", "Unit No:", "ID:"],
@@ -78,6 +79,8 @@ MONTHS = {"en": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(),
 
 
 def fmt_date(d: dt.date, style: str, lang: str = "en") -> str:
+    if isinstance(d, dt.datetime):  # a study's date and time: the date part (ISO would add the time)
+        d = d.date()
     mon = MONTHS.get(lang, MONTHS["en"])[d.month - 1]
     return {
         "dmy_slash": f"{d.day:02d}/{d.month:02d}/{d.year}",
@@ -281,12 +284,31 @@ def _postcode(site: str, rng: random.Random, fake: Faker) -> str:
     return fake.postcode()
 
 
-def make_patient(rng: random.Random, site: str | None = None) -> Patient:
+def _has_accent(s: str) -> bool:
+    return any(ord(c) > 127 for c in s)
+
+
+def accent_syllables(name: str, lang: str, rng: random.Random) -> str:
+    """Put one accented vowel the language uses into a made-up name (still in no name list)."""
+    pool = ACCENT_VOWELS.get(lang, ACCENT_VOWELS["fr"])
+    spots = [i for i, c in enumerate(name) if c.lower() in pool]
+    if not spots:
+        return name
+    i = rng.choice(spots)
+    c = rng.choice(pool[name[i].lower()])
+    return name[:i] + (c.upper() if name[i].isupper() else c) + name[i + 1:]
+
+
+def make_patient(rng: random.Random, site: str | None = None, accented: bool | None = None) -> Patient:
+    """A made-up patient. `accented`: force (True) or forbid (False) diacritics in the name; by default
+    about half of Dutch, German and French patients get them (Müller, Zoë, Hélène, made-up Brëndor...)."""
     site = site or rng.choices(list(SITE_WEIGHTS), weights=list(SITE_WEIGHTS.values()))[0]
     s = SITES[site]
     fake = Faker(s["locale"])
     fake.seed_instance(rng.randrange(2**31))
     male = rng.random() < 0.5
+    if accented is None:
+        accented = s["lang"] in ACCENTED and rng.random() < 0.5
 
     def pick(kind: str) -> tuple[str, str]:
         if rng.random() < 0.3:
@@ -299,6 +321,20 @@ def make_patient(rng: random.Random, site: str | None = None) -> Patient:
     given, gs = pick("given")
     # keep names on one line and in plain glyphs OCR has seen
     family = family.split(" ")[-1] if rng.random() < 0.5 else family
+    if accented and not (_has_accent(family) or _has_accent(given)):
+        lang = s["lang"] if s["lang"] in ACCENTED else rng.choice(list(ACCENTED))
+        which = rng.choice(["family", "given", "both"])
+        if which in ("family", "both"):
+            if fs == "syllables":
+                family = accent_syllables(family, lang, rng)
+            else:
+                family, fs = rng.choice(ACCENTED[lang]["family"]), f"list:accented-{lang}"
+        if which in ("given", "both"):
+            if gs == "syllables":
+                given = accent_syllables(given, lang, rng)
+            else:
+                pool = ACCENTED[lang]["male" if male else "female"]
+                given, gs = rng.choice(pool), f"list:accented-{lang}"
     dob = dt.date(1930, 1, 1) + dt.timedelta(days=rng.randint(0, 33000))
     study = dt.datetime(2014, 1, 1) + dt.timedelta(days=rng.randint(0, 4000), seconds=rng.randint(7 * 3600, 20 * 3600))
     national_kind = s["national"]
@@ -322,6 +358,28 @@ def make_patient(rng: random.Random, site: str | None = None) -> Patient:
         street=fake.street_address().replace("\n", " "), city=fake.city(), hospital=rng.choice(s["hospitals"]),
         physician=physician, physician_source=psrc, study=study, date_styles=list(s["dates"]),
     )
+
+
+# Names with diacritics, for the share of NL/DE/FR patients that must have them (Faker's lists have
+# few Dutch ones). Latin-1 letters only, which every font on the machine draws.
+ACCENTED = {
+    "de": {"family": ["Müller", "Schäfer", "Köhler", "Böhm", "Jäger", "Krüger", "Völker", "Günther", "Weiß",
+                      "Dürr", "Fröhlich", "Möller", "Brückner", "Süßmann", "Hölzl", "Gärtner", "Lübben", "Schröder"],
+           "male": ["Jürgen", "Jörg", "Björn", "Günter", "Sören", "Jörn", "Hüseyin", "Matthäus"],
+           "female": ["Zoë", "Käthe", "Bärbel", "Dörte", "Jördis", "Renée", "Özlem", "Anaïs"]},
+    "nl": {"family": ["Noël", "Citroën", "Hoëvenaars", "Geërts", "Boërs", "Kleinjan-Müller", "Loüet", "Ruïter",
+                      "Dériks", "Brönner", "Coëlho", "Öztürk", "Çelik", "Gülen"],
+           "male": ["Daniël", "Joël", "Raphaël", "Michaël", "Noël", "Ismaël", "Maël", "Rafaël"],
+           "female": ["Zoë", "Chloë", "Mariëlle", "Anaïs", "Gaëlle", "Danaë", "Noëlle", "Ariënne"]},
+    "fr": {"family": ["Lefèvre", "Mégret", "Bérubé", "Hélias", "Géraud", "Lemaître", "Fréchette", "Ménard",
+                      "Thébault", "Bréhier", "Dupré", "Gérard", "Bélanger", "Désiré", "Lécuyer", "Pérès", "Benoît"],
+           "male": ["Jérôme", "François", "Benoît", "Frédéric", "Stéphane", "Loïc", "Gaël", "Hervé", "Noël"],
+           "female": ["Hélène", "Zoé", "Léa", "Chloé", "Noémie", "Clémence", "Agnès", "Mélanie", "Éloïse",
+                      "Élodie", "Héloïse", "Anaïs", "Zoë"]},
+}
+ACCENT_VOWELS = {"de": {"a": "ä", "o": "ö", "u": "ü"},
+                 "nl": {"e": "ëé", "i": "ï", "o": "ö", "u": "ü"},
+                 "fr": {"e": "éèêë", "a": "àâ", "i": "ïî", "o": "ô", "u": "û", "c": "ç"}}
 
 
 def label(kind: str, lang: str, rng: random.Random) -> str:

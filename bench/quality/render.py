@@ -29,14 +29,41 @@ FONT_SETS = {
     "sans": ["dejavu/DejaVuSans.ttf", "liberation2/LiberationSans-Regular.ttf", "freefont/FreeSans.ttf",
              "NimbusSans-Regular.otf", "URWGothic-Book.otf"],
     "sans_bold": ["dejavu/DejaVuSans-Bold.ttf", "liberation2/LiberationSans-Bold.ttf", "freefont/FreeSansBold.ttf",
-                  "NimbusSans-Bold.otf"],
+                  "NimbusSans-Bold.otf", "URWGothic-Demi.otf"],
     "condensed": ["dejavu/DejaVuSansCondensed.ttf", "NimbusSansNarrow-Regular.otf",
                   "dejavu/DejaVuSansCondensed-Bold.ttf", "NimbusSansNarrow-Bold.otf"],
     "mono": ["dejavu/DejaVuSansMono.ttf", "liberation2/LiberationMono-Regular.ttf", "freefont/FreeMono.ttf",
              "NimbusMonoPS-Regular.otf", "dejavu/DejaVuSansMono-Bold.ttf"],
+    "mono_bold": ["dejavu/DejaVuSansMono-Bold.ttf", "liberation2/LiberationMono-Bold.ttf", "freefont/FreeMonoBold.ttf",
+                  "NimbusMonoPS-Bold.otf"],
     "serif": ["dejavu/DejaVuSerif.ttf", "liberation2/LiberationSerif-Regular.ttf", "freefont/FreeSerif.ttf",
-              "NimbusRoman-Regular.otf", "P052-Roman.otf"],
+              "NimbusRoman-Regular.otf", "P052-Roman.otf", "C059-Roman.otf", "URWBookman-Light.otf",
+              "dejavu/DejaVuSerifCondensed.ttf"],
+    "serif_bold": ["dejavu/DejaVuSerif-Bold.ttf", "liberation2/LiberationSerif-Bold.ttf", "freefont/FreeSerifBold.ttf",
+                   "NimbusRoman-Bold.otf", "P052-Bold.otf", "C059-Bold.otf", "URWBookman-Demi.otf"],
+    "serif_italic": ["dejavu/DejaVuSerif-Italic.ttf", "liberation2/LiberationSerif-Italic.ttf",
+                     "freefont/FreeSerifItalic.ttf", "NimbusRoman-Italic.otf", "P052-Italic.otf", "C059-Italic.otf"],
+    "sans_italic": ["dejavu/DejaVuSans-Oblique.ttf", "liberation2/LiberationSans-Italic.ttf",
+                    "freefont/FreeSansOblique.ttf", "NimbusSans-Italic.otf"],
 }
+
+# Bold (italic) partner of a regular face, so a page keeps one family.
+_BOLD = {"DejaVuSans.ttf": "DejaVuSans-Bold.ttf", "LiberationSans-Regular.ttf": "LiberationSans-Bold.ttf",
+         "FreeSans.ttf": "FreeSansBold.ttf", "NimbusSans-Regular.otf": "NimbusSans-Bold.otf",
+         "URWGothic-Book.otf": "URWGothic-Demi.otf", "DejaVuSerif.ttf": "DejaVuSerif-Bold.ttf",
+         "LiberationSerif-Regular.ttf": "LiberationSerif-Bold.ttf", "FreeSerif.ttf": "FreeSerifBold.ttf",
+         "NimbusRoman-Regular.otf": "NimbusRoman-Bold.otf", "P052-Roman.otf": "P052-Bold.otf",
+         "C059-Roman.otf": "C059-Bold.otf", "URWBookman-Light.otf": "URWBookman-Demi.otf",
+         "DejaVuSerifCondensed.ttf": "DejaVuSerifCondensed-Bold.ttf",
+         "DejaVuSansCondensed.ttf": "DejaVuSansCondensed-Bold.ttf",
+         "NimbusSansNarrow-Regular.otf": "NimbusSansNarrow-Bold.otf", "DejaVuSansMono.ttf": "DejaVuSansMono-Bold.ttf",
+         "LiberationMono-Regular.ttf": "LiberationMono-Bold.ttf", "FreeMono.ttf": "FreeMonoBold.ttf",
+         "NimbusMonoPS-Regular.otf": "NimbusMonoPS-Bold.otf"}
+_ITALIC = {"DejaVuSerif.ttf": "DejaVuSerif-Italic.ttf", "LiberationSerif-Regular.ttf": "LiberationSerif-Italic.ttf",
+           "FreeSerif.ttf": "FreeSerifItalic.ttf", "NimbusRoman-Regular.otf": "NimbusRoman-Italic.otf",
+           "P052-Roman.otf": "P052-Italic.otf", "C059-Roman.otf": "C059-Italic.otf",
+           "URWBookman-Light.otf": "URWBookman-LightItalic.otf",
+           "DejaVuSerifCondensed.ttf": "DejaVuSerifCondensed-Italic.ttf"}
 
 
 @lru_cache(maxsize=None)
@@ -67,6 +94,18 @@ def same_family(f, size: int):
     if isinstance(f, ImageFont.FreeTypeFont):
         return _load(f.path, int(size))
     return ImageFont.load_default(size)
+
+
+def styled(f, style: str, size: int | None = None):
+    """The bold or italic face of `f`'s family (or `f` itself when there is none), at `size`."""
+    size = int(size or f.size)
+    if not isinstance(f, ImageFont.FreeTypeFont):
+        return ImageFont.load_default(size)
+    p = Path(f.path)
+    other = (_BOLD if style == "bold" else _ITALIC).get(p.name)
+    if other and (p.parent / other).is_file():
+        return _load(str(p.parent / other), size)
+    return _load(f.path, size)
 
 
 # --------------------------------------------------------------------------- the page
@@ -394,9 +433,12 @@ def _size_for(rng, w: int, lo: int = 10, hi: int = 28) -> int:
     return int(min(hi, max(lo, base)))
 
 
-def viewer_dark(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -> tuple[Page, dict]:
-    """PACS / modality viewer: image in the middle, overlays in the four corners."""
-    w, h = rng.choice(VIEWER_SIZES)
+def viewer_dark(rng: random.Random, nrng: np.random.Generator, p: ids.Patient, size: tuple[int, int] | None = None,
+                ui: float = 1.0) -> tuple[Page, dict]:
+    """PACS / modality viewer: image in the middle, overlays in the four corners.
+
+    `size` forces the screen size (4K), `ui` scales the type as a desktop's scaling setting does."""
+    w, h = size or rng.choice(VIEWER_SIZES)
     modality = rng.choice(["CT", "CT", "MR", "XR", "US"])
     img = np.zeros((h, w, 3), np.uint8)
     toolbar = int(h * 0.05) if rng.random() < 0.5 else 0
@@ -418,7 +460,7 @@ def viewer_dark(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -
         for i in range(rng.randint(6, 14)):  # icon squares, no text
             x = 8 + i * (toolbar + 6)
             d.rounded_rectangle([x, 6, x + toolbar - 12, toolbar - 6], 3, fill=(90, 95, 100))
-    size = _size_for(rng, w)
+    size = _size_for(rng, w) if ui == 1.0 else int(rng.uniform(12, 20) * ui)
     fnt = font(rng, rng.choice(["sans", "sans", "condensed", "mono"]), size)
     colour = rng.choice(DARK_COLOURS)
     lh = int(size * rng.uniform(1.2, 1.5))
@@ -463,7 +505,7 @@ def viewer_dark(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -
             if rng.random() < 0.6:
                 small = same_family(fnt, max(10, size - 2))
                 pg.line(sx + 10, y1 - size, [(f"{rng.choice([5, 10])} cm", "tech")], small, colour)
-    return pg, {"layout": "viewer_dark", "modality": modality, "font_px": size}
+    return pg, {"layout": "viewer_dark", "modality": modality, "font_px": size, "ui_scale": ui}
 
 
 def _side_panel(pg: Page, rng, p: ids.Patient, x0, y0, w, h, dark: bool):
@@ -636,16 +678,17 @@ WORKLIST_HEAD = {"en": ["Patient name", "Patient ID", "DOB", "Study date", "Mod"
                  "fr": ["Nom", "IPP", "DDN", "Date", "Mod", "Description", "N° examen"]}
 
 
-def worklist(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -> tuple[Page, dict]:
+def worklist(rng: random.Random, nrng: np.random.Generator, p: ids.Patient, size: tuple[int, int] | None = None,
+             ui: float = 1.0) -> tuple[Page, dict]:
     """A PACS worklist: a table with one patient per row."""
-    w, h = rng.choice([(1280, 720), (1366, 768), (1600, 900), (1920, 1080), (1024, 768)])
+    w, h = size or rng.choice([(1280, 720), (1366, 768), (1600, 900), (1920, 1080), (1024, 768)])
     dark = rng.random() < 0.5
     bg, fg, head_bg, alt, sel = (((28, 30, 34), (220, 222, 225), (50, 54, 60), (36, 38, 43), (40, 70, 110)) if dark
                                  else ((255, 255, 255), (25, 25, 30), (225, 229, 236), (246, 247, 250),
                                        (200, 220, 245)))
     pg = Page(Image.new("RGB", (w, h), bg))
     d = pg.draw
-    size = max(10, min(20, int(w / rng.uniform(85, 115))))
+    size = max(10, min(20, int(w / rng.uniform(85, 115)))) if ui == 1.0 else int(rng.uniform(12, 20) * ui)
     f = font(rng, rng.choice(["sans", "condensed"]), size)
     fb = font(rng, "sans_bold", size)
     m = 16
@@ -667,7 +710,7 @@ def worklist(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -> t
     y += rh
     preview = rng.random() < 0.6
     room = (h - y - m - (int(h * 0.3) if preview else 0)) // rh
-    nrows = max(3, min(rng.randint(5, 10), room))
+    nrows = max(3, min(rng.randint(5, 10) if size is None else rng.randint(8, 22), room))
     selected = rng.randrange(nrows)
     for i in range(nrows):
         q = p if i == selected else ids.make_patient(rng, p.site)
@@ -694,7 +737,7 @@ def worklist(rng: random.Random, nrng: np.random.Generator, p: ids.Patient) -> t
         for k in range(min(8, (w - m) // (th + m))):
             pg.img.paste(nrng_thumb(rng, th), (m + k * (th + m), y))
             pg.line(m + k * (th + m), y + th + 2, [(f"Se {k + 1}", "tech")], f, fg)
-    return pg, {"layout": "worklist", "font_px": size, "rows": nrows}
+    return pg, {"layout": "worklist", "font_px": size, "rows": nrows, "ui_scale": ui}
 
 
 SCREEN_LAYOUTS = {"viewer_dark": (viewer_dark, 4), "ultrasound_screen": (ultrasound_screen, 2),

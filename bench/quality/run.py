@@ -3,12 +3,15 @@
 
     .venv/bin/python bench/quality/run.py [--seed 1] [--count-per-family K] [--out bench/results]
                                           [--options text=identifiers] [--quick] [--suffix S]
+                                          [--judges rapidocr,easyocr]
 
 Writes bench/results/quality-YYYY-MM-DD[-suffix].md and .json. The corpus goes
 to bench/quality/corpus-<seed>-<K>/ (git-ignored) and is reused when its
-parameters and generator version match, together with its OCR cache, so a
-rerun only sanitises and re-reads the outputs. Exits 0 whether or not the
-targets are met: this is a benchmark, not a gate.
+parameters and generator version match, together with its OCR caches (one per
+judge), so a rerun only sanitises and re-reads the outputs. The EasyOCR judge
+needs bench/quality/.judge-venv, which this script builds with setup_judge.sh
+when it is asked for (the default); `--judges rapidocr` needs no judge venv.
+Exits 0 whether or not the targets are met: this is a benchmark, not a gate.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common_machine
 
+import common  # noqa: E402
 import common_machine  # noqa: E402
 import generate  # noqa: E402
 import score  # noqa: E402
@@ -52,12 +56,11 @@ def corpus_for(seed: int, count: int, root: Path, fresh: bool) -> tuple[Path, fl
             print(f"corpus: reusing {d.relative_to(REPO) if d.is_relative_to(REPO) else d}", file=sys.stderr)
             return d, m.get("seconds", 0.0), True
     if d.exists():
-        cache = d / "ocr-cache.json"
-        keep = cache.read_bytes() if cache.is_file() else None
+        keep = {p.name: p.read_bytes() for p in d.glob("ocr-cache*.json")}
         shutil.rmtree(d)
         d.mkdir(parents=True)
-        if keep:  # keyed by pixel hash: still valid for whatever pixels recur
-            cache.write_bytes(keep)
+        for name, blob in keep.items():  # keyed by pixel hash: still valid for whatever pixels recur
+            (d / name).write_bytes(blob)
     t0 = time.monotonic()
     generate.generate(d, seed, count, generate.FAMILIES)
     return d, round(time.monotonic() - t0, 1), False
@@ -97,9 +100,13 @@ def report_md(doc: dict) -> str:
     lines += [f"- Images: {o['images']} ({o['passed']} passed on, {o['blocked']} blocked by the engine"
               + (f": {', '.join(f'{k} {v}' for k, v in o['blocked_by_reason'].items())}" if o["blocked"] else "")
               + (f", {o['undecodable_output']} with undecodable output" if o["undecodable_output"] else "") + ").",
-              f"- Identifiers labelled: {ids['identifiers']}; legible to the judge before sanitising: "
+              f"- Identifiers labelled: {ids['identifiers']}; legible to the judges before sanitising: "
               f"{ids['legible_before']}; still legible after: {ids['leaked']} "
               f"({_fmt(ids['leak_rate_pct'], '%')}); on blocked images: {ids['on_blocked_images']}.",
+              f"- **Files with an identifier still legible after: {ids['files_leaked']} of "
+              f"{ids['files_legible_before']} ({_fmt(ids['files_leak_pct'], '%')})** — of the files with one legible "
+              f"before ({ids['files']} files carry labelled identifiers).",
+              f"- Judges: {_judges_line(doc)}.",
               f"- Engine findings overlapping a labelled identifier (recall): {_fmt(ids['recall_pct'], '%')}.",
               f"- Metadata: {s['metadata']['identifying_tags_before']} identifying tags in the inputs, "
               f"{s['metadata']['identifying_tags_after']} in the outputs "
@@ -135,13 +142,15 @@ def report_md(doc: dict) -> str:
         tk = s["technical_by_family"].get(fam, {})
         tm = s["time_by_family"].get(fam, {})
         rows.append([fam, st["identifiers"], st["legible_before"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
-                     st["on_blocked_images"], st["ink_survival_median"], _fmt(st["recall_pct"], "%"),
-                     _fmt(tk.get("kept_pct"), "%"), tm.get("median_s")])
+                     _files_cell(st), st["on_blocked_images"], st["ink_survival_median"],
+                     _fmt(st["recall_pct"], "%"), _fmt(tk.get("kept_pct"), "%"), tm.get("median_s")])
     for fam in sorted(set(s["time_by_family"]) - set(s["identifiers_by_family"])):
         tm = s["time_by_family"][fam]
-        rows.append([fam, 0, 0, 0, None, 0, None, None, None, tm.get("median_s")])
-    lines += [_table(["family", "identifiers", "legible before", "legible after", "leak rate", "on blocked",
-                      "ink survival (median)", "engine recall", "technical kept", "median s"], rows), ""]
+        rows.append([fam, 0, 0, 0, None, None, 0, None, None, None, tm.get("median_s")])
+    lines += [_table(["family", "identifiers", "legible before", "legible after", "leak rate",
+                      "files leaking / legible before", "on blocked", "ink survival (median)", "engine recall",
+                      "technical kept", "median s"], rows), ""]
+    lines += _judges_section(doc)
     lines += ["## By identifier kind", ""]
     rows = [[k, st["identifiers"], st["legible_before"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
              st["on_blocked_images"], st["ink_survival_median"], _fmt(st["recall_pct"], "%")]
@@ -193,10 +202,44 @@ def report_md(doc: dict) -> str:
             lines.append(f"- … {len(sel) - len(shown)} more in the JSON")
         lines.append("")
     lines += ["## How to read this", "",
-              "See `bench/README.md`. In short: an identifier *leaks* when RapidOCR (not the engine's Tesseract) "
-              "can still read it after sanitising; only identifiers it could read before count. "
+              "See `bench/README.md`. In short: an identifier *leaks* when an OCR judge (RapidOCR or EasyOCR, "
+              "not the engine's Tesseract) can still read it after sanitising; only identifiers a judge could read "
+              "before count. A file leaks when any of its identifiers does. "
               "`ultrasound_real` labels come from RapidOCR itself and are weaker.", ""]
     return "\n".join(lines)
+
+
+def _files_cell(st: dict) -> str:
+    return f"{st['files_leaked']}/{st['files_legible_before']} ({_fmt(st['files_leak_pct'], '%')})"
+
+
+def _judges_line(doc: dict) -> str:
+    names = list(doc["judges"])
+    rule = "legible when either reads it" if len(names) > 1 else "the only OCR judge"
+    return ", ".join(f"{n} (`{doc['judges'][n]['version']}`)" for n in names) + f"; {rule}"
+
+
+def _judges_section(doc: dict) -> list[str]:
+    """Per-judge counts on text identifiers, and what each judge alone adds."""
+    per = doc["summary"]["judges"]
+    ids = doc["summary"]["identifiers"]
+    rows = []
+    for name, st in per.items():
+        js = doc["judges"][name]
+        secs = (f"{js['seconds_median']} s median, {js['seconds_max']} s max over {js['images_read']} reads"
+                if js["images_read"] else "all cached")
+        several = len(per) > 1  # "only this judge" means nothing with one judge
+        rows.append([name, st["legible_before"], st["legible_after"], st["leaked"], _fmt(st["leak_rate_pct"], "%"),
+                     st["only_legible_before"] if several else None, st["only_leaked"] if several else None,
+                     f"{st['files_leaked']}/{st['files_legible_before']}", secs])
+    rows.append(["combined (either)", ids["legible_before"], "", ids["leaked"], _fmt(ids["leak_rate_pct"], "%"),
+                 "", "", f"{ids['files_leaked']}/{ids['files_legible_before']}", ""])
+    return ["## Judges", "",
+            "Text identifiers only (barcodes and faces have their own judges; the combined row includes them). "
+            "*Leaked* per judge: read by that judge before and after. *Only*: read by this judge and no other.", "",
+            _table(["judge", "legible before", "legible after", "leaked", "leak rate", "only this judge before",
+                    "leaks only this judge sees", "files leaking / legible before", "time per image read"], rows),
+            ""]
 
 
 def _rel(p: Path) -> str:
@@ -219,13 +262,18 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus-root", type=Path, default=HERE, help="where corpus-<seed>-<K>/ lives")
     ap.add_argument("--fresh", action="store_true", help="regenerate the corpus even if it exists")
     ap.add_argument("--keep-outputs", type=Path, help="keep the sanitised files here")
+    ap.add_argument("--judges", default=",".join(common.JUDGES),
+                    help="OCR judges, comma-separated (default: %(default)s); easyocr builds "
+                         "bench/quality/.judge-venv on first use, rapidocr alone needs nothing more")
     a = ap.parse_args(argv)
     count = a.count_per_family or (QUICK_COUNT if a.quick else generate.DEFAULT_COUNT)
     suffix = a.suffix if a.suffix is not None else ("quick" if a.quick else "")
+    judges = common.parse_judges(a.judges)
     t0 = time.monotonic()
+    common.ensure_judges(judges)  # before generating: a judge that cannot run should fail fast
     info = machine()
     corpus, gen_s, reused = corpus_for(a.seed, count, a.corpus_root, a.fresh)
-    scored = score.score(corpus, a.options, keep_outputs=a.keep_outputs)
+    scored = score.score(corpus, a.options, keep_outputs=a.keep_outputs, judges=judges)
     manifest = json.loads((corpus / "corpus.json").read_text())
     date = dt.date.today().isoformat()
     doc = {
@@ -238,6 +286,7 @@ def main(argv=None) -> int:
                    "reused": reused, "generate_seconds": gen_s},
         "options": scored["options"],
         "options_ignored": scored["options_ignored"],
+        "judges": scored["judges"],
         "score_seconds": scored["score_seconds"],
         "wall_seconds": round(time.monotonic() - t0, 1),
         "summary": scored["summary"],
@@ -249,6 +298,13 @@ def main(argv=None) -> int:
     print(f"quality: {manifest['images']} images in {doc['wall_seconds']} s "
           f"(sanitize median {s['time']['median_s']} s, p95 {s['time']['p95_s']} s)")
     print_targets(s["targets"])
+    ids = s["identifiers"]
+    print(f"  files with an identifier legible after: {ids['files_leaked']} of {ids['files_legible_before']} "
+          f"({_fmt(ids['files_leak_pct'], '%')})")
+    for name, st in s["judges"].items():
+        alone = (f" (seen by no other judge: {st['only_legible_before']} before, {st['only_leaked']} after)"
+                 if len(s["judges"]) > 1 else "")
+        print(f"  judge {name}: {st['legible_before']} text identifiers legible before, {st['leaked']} after{alone}")
     o = s["outcomes"]
     print(f"  blocked by the engine: {o['blocked']} of {o['images']} images")
     print(f"report: {md}")

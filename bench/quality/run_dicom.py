@@ -3,11 +3,14 @@
 
     .venv/bin/python bench/quality/run_dicom.py [--quick] [--seed 1] [--generated N] [--out bench/results]
                                                 [--suffix S] [--null] [--fresh] [--keep-outputs DIR]
+                                                [--judges rapidocr,easyocr]
 
 Writes bench/results/quality-dicom-YYYY-MM-DD[-suffix].md and .json. The corpus
 goes to bench/quality/corpus-dicom-<seed>-<N>[-quick]/ (git-ignored, N = generated
 files) and is reused while its parameters and generator version match, together
-with the judge's OCR cache. `--null` scores a sanitiser that returns its input
+with the judges' OCR caches. Burned-in text is legible when RapidOCR or
+EasyOCR reads it (`--judges rapidocr` needs no judge venv; EasyOCR's is built
+by setup_judge.sh on first use). `--null` scores a sanitiser that returns its input
 unchanged (the harness's self-check: it must miss every target but delivery and
 validity). Exits 0 whether or not the targets are met: a benchmark, not a gate.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import dicom_cases  # noqa: E402
 import dicom_score  # noqa: E402
 from common import BENCH, HERE, REPO, print_targets, write_report  # noqa: E402
@@ -53,14 +57,13 @@ def corpus_for(root: Path, seed: int, generated: int, quick: bool, fresh: bool) 
                 and m.get("dcmcjpeg") == (shutil.which("dcmcjpeg") is not None)):
             print(f"corpus: reusing {_rel(d)}", file=sys.stderr)
             return d, m.get("seconds", 0.0), True
-    keep = None
+    keep = {}
     if d.exists():
-        cache = d / "ocr-cache-dicom.json"
-        keep = cache.read_bytes() if cache.is_file() else None
+        keep = {p.name: p.read_bytes() for p in d.glob("ocr-cache-dicom*.json")}
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    if keep:  # keyed by the judged pixels: still valid for whatever recurs
-        (d / "ocr-cache-dicom.json").write_bytes(keep)
+    for name, blob in keep.items():  # keyed by the judged pixels: still valid for whatever recurs
+        (d / name).write_bytes(blob)
     t0 = time.monotonic()
     dicom_cases.build(d, seed, generated, quick)
     return d, round(time.monotonic() - t0, 1), False
@@ -113,6 +116,31 @@ def _case_row(r: dict) -> list:
             uid_s, pix_s, val_s, r.get("identity_removed") or "–", r["seconds"]]
 
 
+def _files_cell(st: dict) -> str:
+    return f"{st['files_leaked']}/{st['files_legible_before']} ({_fmt(st['files_leak_pct'], '%')})"
+
+
+def _judges_section(doc: dict) -> list[str]:
+    """Per-judge counts on burned-in identifiers, and what each judge alone adds."""
+    px = doc["summary"]["pixels"]
+    rows = []
+    for name, st in px["judges"].items():
+        js = doc["judges"][name]
+        secs = (f"{js['seconds_median']} s median, {js['seconds_max']} s max over {js['images_read']} reads"
+                if js["images_read"] else "all cached")
+        several = len(px["judges"]) > 1  # "only this judge" means nothing with one judge
+        rows.append([name, st["legible_before"], st["legible_after"], st["leaked"],
+                     st["only_legible_before"] if several else None, st["only_leaked"] if several else None,
+                     f"{st['files_leaked']}/{st['files_legible_before']}", secs])
+    rows.append(["combined (either)", px["legible_before"], "", px["leaked"], "", "",
+                 f"{px['files_leaked']}/{px['files_legible_before']}", ""])
+    return ["## Judges", "",
+            "*Leaked* per judge: read by that judge before and after. *Only*: read by this judge and no other.", "",
+            _table(["judge", "legible before", "legible after", "leaked", "only this judge before",
+                    "leaks only this judge sees", "files leaking / legible before", "time per frame read"], rows),
+            ""]
+
+
 def report_md(doc: dict) -> str:
     s, m, c = doc["summary"], doc["machine"], doc["corpus"]
     L = [f"# scrubgate DICOM quality benchmark — {doc['date']}", ""]
@@ -141,8 +169,13 @@ def report_md(doc: dict) -> str:
           + (f"; failed checks: {', '.join(f'{k} {n}' for k, n in u['failed_checks'].items())}"
              if u["failed_checks"] else "") + ".",
           f"- Burned-in: {px['identifiers']} identifiers planted in delivered files, {px['legible_before']} legible "
-          f"to the judge before, {px['leaked']} still legible after; {px['planted_on_refused_files']} on refused "
+          f"to the judges before, {px['leaked']} still legible after; {px['planted_on_refused_files']} on refused "
           f"files; technical strings kept {px['technical_kept']} of {px['technical_legible_before']}.",
+          f"- **Files with a burned-in identifier still legible after: {px['files_leaked']} of "
+          f"{px['files_legible_before']} ({_fmt(px['files_leak_pct'], '%')})** — of the files with one legible "
+          f"before.",
+          "- Judges: " + ", ".join(f"{n} (`{j['version']}`)" for n, j in doc["judges"].items())
+          + ("; legible when either reads it." if len(doc["judges"]) > 1 else "."),
           f"- Validity: {v['valid']} valid; dcmdump failed {v['dcmdump_failed']}, skipped {v['dcmdump_skipped']} "
           f"(warnings {v['dcmdump_warnings']}); pydicom failed to decode {v['pydicom_failed']}.",
           f"- PatientIdentityRemoved = YES in {o['identity_removed_yes']} of {s['delivered']}; de-identification "
@@ -172,9 +205,12 @@ def report_md(doc: dict) -> str:
     L += [_table(["file", "family", "transfer syntax", "photometric out", "frames", "delivered", "header leaks",
                   "UIDs", "burned-in", "valid", "PIR", "s"], [_case_row(r) for r in doc["files"]]), ""]
     L += ["## Burned-in by family and kind", ""]
-    rows = [[f, st["identifiers"], st["legible_before"], st["leaked"]] for f, st in px["by_family"].items()]
-    rows += [[f"kind: {k}", st["identifiers"], st["legible_before"], st["leaked"]] for k, st in px["by_kind"].items()]
-    L += [_table(["", "planted", "legible before", "legible after"], rows), ""]
+    rows = [[f, st["identifiers"], st["legible_before"], st["leaked"], _files_cell(st)]
+            for f, st in px["by_family"].items()]
+    rows += [[f"kind: {k}", st["identifiers"], st["legible_before"], st["leaked"], _files_cell(st)]
+             for k, st in px["by_kind"].items()]
+    L += [_table(["", "planted", "legible before", "legible after", "files leaking / legible before"], rows), ""]
+    L += _judges_section(doc)
     L += ["## Header leaks", "", "Kinds and tag paths only; values are never written here.", ""]
     leaked = [(r["file"], lk) for r in doc["files"] for lk in r["header"].get("leaked", [])]
     if not leaked:
@@ -209,8 +245,9 @@ def report_md(doc: dict) -> str:
           "See `bench/README.md` (DICOM section). In short: a header value *leaks* when it can be found anywhere "
           "in the output (any element at any depth, file meta, private elements decoded from bytes, raw bytes "
           "outside the pixel data; names also by component, IDs also without separators, dates as YYYYMMDD). "
-          "A burned-in identifier leaks when RapidOCR (not the engine's Tesseract) can read it in frame 0, the "
-          "middle or the last frame of the output; only identifiers it could read in the input count. "
+          "A burned-in identifier leaks when RapidOCR or EasyOCR (not the engine's Tesseract) can read it in "
+          "frame 0, the middle or the last frame of the output; only identifiers a judge could read in the input "
+          "count. "
           "`ultrasound_real` burned-in labels were written by hand from RapidOCR's reading (dicom_labels.json).", ""]
     return "\n".join(L)
 
@@ -230,17 +267,22 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-outputs", type=Path, help="keep the sanitised files here")
     ap.add_argument("--null", action="store_true", help="self-check: score a sanitiser that changes nothing")
     ap.add_argument("--only", action="append", help="score only files whose path contains this (repeatable)")
+    ap.add_argument("--judges", default=",".join(common.JUDGES),
+                    help="OCR judges, comma-separated (default: %(default)s); easyocr builds "
+                         "bench/quality/.judge-venv on first use, rapidocr alone needs nothing more")
     a = ap.parse_args(argv)
+    judges = common.parse_judges(a.judges)
     generated = a.generated if a.generated is not None else (
         dicom_cases.QUICK_GENERATED if a.quick else dicom_cases.DEFAULT_GENERATED)
     suffix = a.suffix if a.suffix is not None else "-".join(
         x for x in ("quick" if a.quick else "", "null" if a.null else "") if x)
     t0 = time.monotonic()
+    common.ensure_judges(judges)  # before building: a judge that cannot run should fail fast
     info = machine()
     corpus, gen_s, reused = corpus_for(a.corpus_root, a.seed, generated, a.quick, a.fresh)
     manifest = json.loads((corpus / "corpus.json").read_text())
     sanitizer = dicom_score.NullSanitizer() if a.null else dicom_score.Sanitizer()
-    scored = dicom_score.score(corpus, sanitizer, keep_outputs=a.keep_outputs, only=a.only)
+    scored = dicom_score.score(corpus, sanitizer, keep_outputs=a.keep_outputs, only=a.only, judges=judges)
     date = dt.date.today().isoformat()
     doc = {
         "date": date,
@@ -250,7 +292,7 @@ def main(argv=None) -> int:
                    "generator_version": manifest["generator_version"], "dir": _rel(corpus), "reused": reused,
                    "generate_seconds": gen_s, "dcmcjpeg": manifest.get("dcmcjpeg")},
         "sanitizer": scored["sanitizer"], "route": scored["route"],
-        "judge": dicom_score.JUDGE_VERSION,
+        "judges": scored["judges"],
         "score_seconds": scored["score_seconds"],
         "wall_seconds": round(time.monotonic() - t0, 1),
         "summary": scored["summary"],
@@ -263,6 +305,13 @@ def main(argv=None) -> int:
     print(f"quality-dicom ({doc['sanitizer']}): {s['files']} files in {doc['wall_seconds']} s "
           f"(sanitize median {s['time']['median_s']} s, max {s['time']['max_s']} s)")
     print_targets(s["targets"], " legible before")
+    px = s["pixels"]
+    print(f"  files with a burned-in identifier legible after: {px['files_leaked']} of {px['files_legible_before']}")
+    for name, st in px["judges"].items():
+        alone = (f" (seen by no other judge: {st['only_legible_before']} before, {st['only_leaked']} after)"
+                 if len(px["judges"]) > 1 else "")
+        print(f"  judge {name}: {st['legible_before']} burned-in identifiers legible before, "
+              f"{st['leaked']} after{alone}")
     print(f"report: {md}")
     return 0
 

@@ -2,12 +2,14 @@
 """Score the sanitiser against a labelled corpus.
 
     python bench/quality/score.py CORPUS_DIR [--options text=identifiers] [--json OUT]
+    python bench/quality/score.py CORPUS_DIR --judges rapidocr      # without the EasyOCR venv
 
 For every image: run `scrubgate.engine.sanitize()` on the file's bytes (timed),
 then judge the output with tools other than the sanitiser's own OCR:
-RapidOCR for text legibility, zxing-cpp for barcodes, OpenCV's Haar cascade for
-faces, exiftool for metadata, and pixel differences for collateral damage.
-Results carry kinds, boxes, tag names and counts -- never an identifier's text.
+RapidOCR and EasyOCR for text legibility (legible if either reads it),
+zxing-cpp for barcodes, OpenCV's Haar cascade for faces, exiftool for
+metadata, and pixel differences for collateral damage. Results carry kinds,
+boxes, tag names, counts and which judge read what -- never an identifier's text.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import common  # noqa: E402
-from common import REPO, clip_box, gray, inter_area, iou, legible, open_display, open_raw, pad_box  # noqa: E402
+from common import REPO, clip_box, gray, inter_area, iou, open_display, open_raw, pad_box, read_by  # noqa: E402
 
 DIFF = 24  # grey levels: below this a pixel counts as unchanged (JPEG re-encoding noise)
 LEGIBLE = 0.8  # similarity at which the judge counts a string as read
@@ -171,7 +173,13 @@ def finding_matches(fbox, ibox) -> bool:
             or inter >= 0.5 * max(1, fbox[2] * fbox[3]))
 
 
-def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache, outdir: Path) -> dict:
+def judge_text(r: dict, when: str, text: str, reads: dict, box) -> None:
+    """Set r[legible_<when>], r[sim_<when>] (best of the judges) and r[read_<when>] (which judges read it)."""
+    readers, sim = read_by(text, reads, box, LEGIBLE)
+    r[f"legible_{when}"], r[f"sim_{when}"], r[f"read_{when}"] = bool(readers), sim, readers
+
+
+def score_image(rec: dict, corpus: Path, sanitize, opts, judges: common.JudgePanel, outdir: Path) -> dict:
     path = corpus / rec["file"]
     data = path.read_bytes()
     t0 = time.perf_counter()
@@ -184,7 +192,7 @@ def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache,
                  "box": list(f.box) if f.box is not None else None} for f in verdict.findings]
     res["findings"] = findings
     orig = open_display(data)
-    ocr_before = cache.ocr(orig)
+    ocr_before = judges.read(orig)
     codes_before = common.decode_barcodes(orig) if any(i["kind"] == "barcode" for i in rec["identifiers"]) else []
     ids = rec["identifiers"]
     id_res = []
@@ -197,14 +205,14 @@ def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache,
         elif ident["kind"] == "face":
             r["legible_before"] = common.face_visible(orig, box)
         else:
-            r["legible_before"], r["sim_before"] = legible(ident["text"], ocr_before, box, LEGIBLE)
+            judge_text(r, "before", ident["text"], ocr_before, box)
         r["found"] = any(f["box"] and finding_matches(f["box"], box) for f in findings)
         id_res.append(r)
     tech_res = []
     for t in rec["technical"]:
-        ok, sim = legible(t["text"], ocr_before, t["box"], LEGIBLE)
-        tech_res.append({"box": t["box"], "role": t.get("role", "technical"), "legible_before": ok,
-                         "sim_before": sim})
+        tr = {"box": t["box"], "role": t.get("role", "technical")}
+        judge_text(tr, "before", t["text"], ocr_before, t["box"])
+        tech_res.append(tr)
     res["identifiers"] = id_res
     res["technical"] = tech_res
     if verdict.refused:
@@ -212,6 +220,8 @@ def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache,
         for r in id_res:
             r["legible_after"] = False
             r["blocked"] = True
+            if "read_before" in r:
+                r["read_after"] = []
         return res
     try:
         out_img = open_display(verdict.output)
@@ -239,7 +249,7 @@ def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache,
     # Re-read the output only when something labelled was touched; otherwise the
     # judge would see the very pixels it already read.
     same_view = base is orig and not any(touched(x["box"]) for x in ids + rec["technical"])
-    ocr_after = ocr_before if same_view else cache.ocr(out_img)
+    ocr_after = ocr_before if same_view else judges.read(out_img)
     codes_after = None
     for ident, r in zip(ids, id_res):
         box = ident["box"]
@@ -261,12 +271,12 @@ def score_image(rec: dict, corpus: Path, sanitize, opts, cache: common.OcrCache,
                 r["legible_after"] = (common.face_visible(out_img, box)
                                       and (r["detail_kept"] is None or r["detail_kept"] >= FACE_DETAIL))
         else:
-            r["legible_after"], r["sim_after"] = legible(ident["text"], ocr_after, box, LEGIBLE)
+            judge_text(r, "after", ident["text"], ocr_after, box)
         r["leaked"] = bool(r["legible_before"] and r["legible_after"])
     for t, r in zip(rec["technical"], tech_res):
         ys, xs, area = box_slice(t["box"], W, H)
         r["unchanged"] = round(1 - float(changed[ys, xs].mean()), 4) if area else None
-        r["legible_after"], r["sim_after"] = legible(t["text"], ocr_after, t["box"], LEGIBLE)
+        judge_text(r, "after", t["text"], ocr_after, t["box"])
     # collateral: changed pixels outside the (padded) identifier boxes and identifier lines;
     # with text=all every labelled string may go, so technical text and labels are excluded too
     keep = np.ones(changed.shape, bool)
@@ -292,8 +302,37 @@ def _quantile(xs, q):
     return round(float(np.quantile(xs, q)), 4) if xs else None
 
 
+def file_stats(sel: list[tuple[dict, dict]]) -> dict:
+    """File-level leak measure: of the files with an identifier legible before, how many still
+    show one after (any kind, any judge)."""
+    before = {res["file"] for res, r in sel if r.get("legible_before")}
+    leaked = {res["file"] for res, r in sel if r.get("leaked")}
+    return {"files": len({res["file"] for res, _ in sel}), "files_legible_before": len(before),
+            "files_leaked": len(leaked), "files_leak_pct": _pct(len(leaked), len(before))}
+
+
+def judge_stats(rows: list[tuple[dict, dict]], names) -> dict:
+    """Per OCR judge, on text identifiers: what it reads alone, and what only it reads.
+
+    `leaked` is this judge reading an identifier both before and after (the number a
+    one-judge harness would report); `only_*` count what the other judges missed."""
+    text = [(res, r) for res, r in rows if "read_before" in r]
+    out = {}
+    for j in names:
+        before = [(res, r) for res, r in text if j in r["read_before"]]
+        after = [(res, r) for res, r in text if j in r.get("read_after", [])]
+        leaked = [(res, r) for res, r in before if j in r.get("read_after", [])]
+        out[j] = {"text_identifiers": len(text), "legible_before": len(before), "legible_after": len(after),
+                  "leaked": len(leaked), "leak_rate_pct": _pct(len(leaked), len(before)),
+                  "only_legible_before": sum(r["read_before"] == [j] for _, r in text),
+                  "only_leaked": sum(bool(r.get("leaked")) and r.get("read_after") == [j] for _, r in text),
+                  "files_legible_before": len({res["file"] for res, _ in before}),
+                  "files_leaked": len({res["file"] for res, _ in leaked})}
+    return out
+
+
 def aggregate(results: list[dict], records: list[dict], meta_before: dict, meta_after: dict,
-              options: dict) -> dict:
+              options: dict, judges=None) -> dict:
     by_file = {r["file"]: r for r in records}
     s: dict = {}
     # identifiers
@@ -309,13 +348,14 @@ def aggregate(results: list[dict], records: list[dict], meta_before: dict, meta_
         return {"identifiers": n, "legible_before": len(lb), "leaked": len(leaked),
                 "leak_rate_pct": _pct(len(leaked), len(lb)), "on_blocked_images": len(blocked),
                 "ink_survival_median": _quantile(ink, 0.5), "found_by_engine": len(found),
-                "recall_pct": _pct(len(found), n)}
+                "recall_pct": _pct(len(found), n), **file_stats(sel)}
 
     s["identifiers"] = id_stats(rows)
     s["identifiers_by_family"] = {f: id_stats([x for x in rows if x[0]["family"] == f])
                                   for f in sorted({x[0]["family"] for x in rows})}
     s["identifiers_by_kind"] = {k: id_stats([x for x in rows if x[1]["kind"] == k])
                                 for k in sorted({x[1]["kind"] for x in rows})}
+    s["judges"] = judge_stats(rows, judges or [])
     s["names_by_source"] = {src: id_stats([x for x in rows if x[1]["kind"] in ("person_name", "physician_name")
                                            and (x[1].get("name_source") or "").startswith(src)])
                             for src in ("faker", "syllables", "mixed")}
@@ -422,8 +462,11 @@ def aggregate(results: list[dict], records: list[dict], meta_before: dict, meta_
     for res in results:
         for r in res.get("identifiers", []):
             if r.get("leaked"):
-                fails.append({"type": "identifier_legible", "file": res["file"], "family": res["family"],
-                              "kind": r["kind"], "box": r["box"], "ink_survival": r.get("ink_survival")})
+                fail = {"type": "identifier_legible", "file": res["file"], "family": res["family"],
+                        "kind": r["kind"], "box": r["box"], "ink_survival": r.get("ink_survival")}
+                if "read_after" in r:
+                    fail["read_by"] = ",".join(r["read_after"])
+                fails.append(fail)
         tags = meta_after.get(res["file"], []) if res.get("status") == "passed" else []
         if tags:
             fails.append({"type": "metadata", "file": res["file"], "family": res["family"], "tags": tags})
@@ -452,13 +495,14 @@ def aggregate(results: list[dict], records: list[dict], meta_before: dict, meta_
 
 
 def score(corpus: Path, option_pairs: list[str] | None = None, progress: bool = True,
-          keep_outputs: Path | None = None) -> dict:
+          keep_outputs: Path | None = None, judges=common.JUDGES) -> dict:
+    """Score every image of `corpus`; `judges` names the OCR judges (see common.JUDGES)."""
     EngineOptions, sanitize = load_engine()
     opts, opts_dict, ignored = parse_options(EngineOptions, option_pairs or [])
     if ignored and progress:
         print(f"score: EngineOptions has no field(s) {', '.join(ignored)}; ignored", file=sys.stderr)
     records = [json.loads(line) for line in (corpus / "labels.jsonl").read_text().splitlines() if line.strip()]
-    cache = common.OcrCache(corpus / "ocr-cache.json")
+    panel = common.JudgePanel(corpus, judges)
     tmp = None
     if keep_outputs:
         outdir = keep_outputs
@@ -470,15 +514,15 @@ def score(corpus: Path, option_pairs: list[str] | None = None, progress: bool = 
     t0 = time.monotonic()
     try:
         for i, rec in enumerate(records, 1):
-            res = score_image(rec, corpus, sanitize, opts, cache, outdir)
+            res = score_image(rec, corpus, sanitize, opts, panel, outdir)
             results.append(res)
             if progress:
                 el = time.monotonic() - t0
                 print(f"\rscore: {i}/{len(records)} {rec['family']:<16} sanitize {res['seconds']:.2f}s  "
                       f"elapsed {el:.0f}s ", end="", file=sys.stderr, flush=True)
             if i % 20 == 0:
-                cache.save()
-        cache.save()
+                panel.save()
+        panel.save()
         if progress:
             print(file=sys.stderr)
         meta_before_raw = exiftool_batch([corpus / r["file"] for r in records])
@@ -487,13 +531,14 @@ def score(corpus: Path, option_pairs: list[str] | None = None, progress: bool = 
         outs = {r["_out_path"]: r["file"] for r in results if r.get("_out_path")}
         meta_after = {outs[k]: v for k, v in exiftool_batch([Path(p) for p in outs]).items() if k in outs}
     finally:
+        panel.close()
         if tmp:
             tmp.cleanup()
     for r in results:
         r.pop("_out_path", None)
-    summary = aggregate(results, records, meta_before, meta_after, opts_dict)
-    return {"options": opts_dict, "options_ignored": ignored, "summary": summary, "images": results,
-            "score_seconds": round(time.monotonic() - t0, 1)}
+    summary = aggregate(results, records, meta_before, meta_after, opts_dict, panel.names)
+    return {"options": opts_dict, "options_ignored": ignored, "judges": panel.stats(), "summary": summary,
+            "images": results, "score_seconds": round(time.monotonic() - t0, 1)}
 
 
 def main(argv=None) -> int:
@@ -502,8 +547,12 @@ def main(argv=None) -> int:
     ap.add_argument("--options", action="append", default=[], help="EngineOptions as key=value (repeatable)")
     ap.add_argument("--json", type=Path, help="write the full results here")
     ap.add_argument("--keep-outputs", type=Path, help="keep the sanitised files in this directory")
+    ap.add_argument("--judges", default=",".join(common.JUDGES),
+                    help="OCR judges, comma-separated (default: %(default)s; rapidocr alone needs no judge venv)")
     a = ap.parse_args(argv)
-    out = score(a.corpus.resolve(), a.options, keep_outputs=a.keep_outputs)
+    judges = common.parse_judges(a.judges)
+    common.ensure_judges(judges)
+    out = score(a.corpus.resolve(), a.options, keep_outputs=a.keep_outputs, judges=judges)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
     print(json.dumps({"targets": out["summary"]["targets"], "identifiers": out["summary"]["identifiers"]}, indent=1))

@@ -88,12 +88,16 @@ def same_or_small(rng, f, size):
     return same_family(f, max(10, int(size * 0.8)))
 
 
-def wrap(band: np.ndarray, rng: random.Random):
-    """Wrap the band around a cylinder. Returns (rgba, forward point function)."""
+def wrap(band: np.ndarray, rng: random.Random, half: float | None = None, droop: float | None = None):
+    """Wrap the band around a cylinder. Returns (rgba, forward point function).
+
+    `half`: half of the angle the visible band subtends, radians; `droop`: sag of the band's middle
+    as a share of its height (a tube's label does not sag: 0).
+    """
     H, W = band.shape[:2]
-    half = rng.uniform(0.55, 1.0)  # half of the angle the visible band subtends, radians
+    half = rng.uniform(0.55, 1.0) if half is None else half
     R = (W / 2) / half
-    droop = H * rng.uniform(0.0, 0.25)
+    droop = H * (rng.uniform(0.0, 0.25) if droop is None else droop)
     out_w = int(2 * R * np.sin(half)) + 2
     out_h = H + int(droop) + 2
     cx_out = out_w / 2
@@ -101,7 +105,8 @@ def wrap(band: np.ndarray, rng: random.Random):
     s = ((xx - cx_out) / R).clip(-1, 1)
     theta = np.arcsin(s)
     src_x = W / 2 + R * theta
-    src_y = yy - droop * (1 - np.cos(theta)) / (1 - np.cos(half))
+    sag = droop / (1 - np.cos(half)) if droop else 0.0
+    src_y = yy - sag * (1 - np.cos(theta))
     rgba = np.dstack([band, np.full((H, W), 255, np.uint8)])
     out = cv2.remap(rgba, src_x.astype(np.float32), src_y.astype(np.float32), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -112,7 +117,7 @@ def wrap(band: np.ndarray, rng: random.Random):
         pts = np.asarray(pts, np.float64)
         th = (pts[:, 0] - W / 2) / R
         x = cx_out + R * np.sin(th)
-        y = pts[:, 1] + droop * (1 - np.cos(th)) / (1 - np.cos(half))
+        y = pts[:, 1] + sag * (1 - np.cos(th))
         return np.stack([x, y], 1)
 
     return out, fwd
@@ -133,7 +138,7 @@ def arm_scene(rng: random.Random, nrng: np.random.Generator, W: int, H: int, ang
     return scene.clip(0, 255).astype(np.uint8)
 
 
-def photograph_band(rng: random.Random, p: ids.Patient):
+def photograph_band(rng: random.Random, p: ids.Patient, condition: str | None = None):
     nrng = np.random.default_rng(rng.randrange(2**31))
     pg, meta = print_band(rng, p)
     band = np.asarray(pg.img)
@@ -153,7 +158,7 @@ def photograph_band(rng: random.Random, p: ids.Patient):
     shadow = cv2.GaussianBlur(alpha[..., 0], (0, 0), 6).reshape(Hh, W, 1)
     img = scene.astype(np.float32) * (1 - 0.35 * np.roll(shadow, (6, 6), (0, 1)))
     img = img * (1 - alpha) + warped[..., :3].astype(np.float32) * alpha
-    photo, applied = photometric(img.clip(0, 255).astype(np.uint8), nrng, None, strength=0.8)
+    photo, applied = photometric(img.clip(0, 255).astype(np.uint8), nrng, None, strength=0.8, condition=condition)
 
     def fwd(pts):
         q = fwd_wrap(pts)
