@@ -45,7 +45,7 @@ conftest = importlib.util.module_from_spec(_spec)
 sys.modules["sg_conftest"] = conftest
 _spec.loader.exec_module(conftest)
 
-REQUEST_TIMEOUT = 10.0  # a request stuck longer counts as an error (ReadTimeout)
+REQUEST_TIMEOUT = 40.0  # past the 30 s job timeout a request is stuck: it counts as an error (ReadTimeout)
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 SLACK = "https://slack.com/api/chat.postMessage"
 DISCORD = "https://discord.com/api/v9/channels/1/messages"
@@ -102,9 +102,9 @@ class Proxy:
         self.name, self.proc, self.port, self.trust_pem = name, proc, port, trust_pem
         self.metrics_port, self.log_path = metrics_port, log_path
 
-    def client(self) -> httpx.Client:
+    def client(self, timeout: float = REQUEST_TIMEOUT) -> httpx.Client:
         ctx = ssl.create_default_context(cafile=str(self.trust_pem))
-        return httpx.Client(proxy=f"http://127.0.0.1:{self.port}", verify=ctx, timeout=REQUEST_TIMEOUT)
+        return httpx.Client(proxy=f"http://127.0.0.1:{self.port}", verify=ctx, timeout=timeout)
 
     def stop(self):
         conftest.stop_process(self.proc)
@@ -572,7 +572,7 @@ def main(argv=None) -> int:
             if only and key not in only and not (key.startswith("d2") and "head_of_line" in only):
                 continue
             for name in ("mitmdump", sg):
-                with procs[name].client() as c:
+                with procs[name].client(timeout=120) as c:  # unmeasured: a busy machine may be slow here
                     make(c)
         res["scenarios"] = []
         for key, desc, make, threads, sg in scen:

@@ -89,8 +89,9 @@ def _on_colour(image: Image.Image, lines: list[read.Line]) -> list[bool]:
 
 
 def warm_up() -> None:
-    """Load both networks now (worker start), not on the first upload."""
-    from . import models
-
-    models.session(models.DETECTOR_FILE)
-    models.alphabet()
+    """Load both networks and run them once now (worker start): onnxruntime plans its
+    memory on the first run, which should not be the first upload's wait."""
+    probe = Image.new("RGB", (96, 48), "white")
+    detect.find_lines(probe)
+    read._ppocr([np.zeros((32, 96, 3), np.uint8)], [detect.Detection(((0, 0), (96, 0), (96, 32), (0, 32)),
+                                                                   (0, 0, 96, 32), 1.0)], read.TUNING)
