@@ -15,9 +15,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# 39 images (13 families x 3): generation, the engine and the judge take 4-6 min on 2 cores.
+@pytest.mark.timeout(1500)
 def test_quick_quality_run(tmp_path):
     sys.path.insert(0, str(ROOT / "bench" / "quality"))
     try:

@@ -237,7 +237,9 @@ class EasyOcrJudge:
     name = "easyocr"
     version = EASYOCR_VERSION
 
-    def __init__(self, venv: Path = JUDGE_VENV, canvas_size: int = EASYOCR_CANVAS, threads: int = 2):
+    def __init__(self, venv: Path = JUDGE_VENV, canvas_size: int = EASYOCR_CANVAS, threads: int | None = None):
+        # 2 threads is fastest on an idle 2-core machine; 1 does better when the cores are shared
+        threads = threads or int(os.environ.get("SCRUBGATE_JUDGE_THREADS", "2"))
         self.python = venv / "bin" / "python"
         self.args = ["--canvas-size", str(canvas_size), "--threads", str(threads)]
         self.proc: subprocess.Popen | None = None
