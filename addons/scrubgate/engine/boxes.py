@@ -16,6 +16,14 @@ def union(boxes: list[Box]) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def grow(box: Box, size: tuple[int, int], p: int) -> Box:
+    """Grow a box by p pixels on every side, kept inside a picture of `size`."""
+    x, y, w, h = box
+    x0, y0 = max(0, x - p), max(0, y - p)
+    x1, y1 = min(size[0], x + w + p), min(size[1], y + h + p)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
 def _intersection(a: Box, b: Box) -> float:
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])

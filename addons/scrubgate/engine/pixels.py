@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import barcodes, faces, ocr, text
-from .boxes import Box, overlap
+from .boxes import Box, grow, overlap
 from .raster import Decoded
 from .verdict import Finding, Refused
 
@@ -115,11 +115,7 @@ def dedupe(findings: list[Finding]) -> list[Finding]:
 
 def pad(box: Box, size: tuple[int, int], fraction: float = 0.3) -> Box:
     """Grow a box by a fraction of its height (ascenders, descenders, OCR box jitter)."""
-    x, y, w, h = box
-    p = max(2, round(h * fraction))
-    x0, y0 = max(0, x - p), max(0, y - p)
-    x1, y1 = min(size[0], x + w + p), min(size[1], y + h + p)
-    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+    return grow(box, size, max(2, round(box[3] * fraction)))
 
 
 def merge_boxes(boxes: list[Box]) -> list[Box]:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box
+from ..boxes import Box, grow
 from ..verdict import Finding
 from . import detect, read, rules
 from .page import Page
@@ -51,16 +51,9 @@ def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[st
         line = lines[r.line]
         p = max(2, round(_PAD * line.height))
         boxes = [line.box] if r.line in whole else r.parts
-        fills += [pad(b, image.size, p) for b in boxes]
+        fills += [grow(b, image.size, p) for b in boxes]
         findings.append(Finding(r.kind, "pixels", r.rule, r.box, r.confidence))
     return fills, findings
-
-
-def pad(box: Box, size: tuple[int, int], p: int) -> Box:
-    x, y, w, h = box
-    x0, y0 = max(0, x - p), max(0, y - p)
-    x1, y1 = min(size[0], x + w + p), min(size[1], y + h + p)
-    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
 def _on_colour(image: Image.Image, lines: list[read.Line]) -> list[bool]:

@@ -23,6 +23,7 @@ from typing import Callable
 from .. import hints as header_hints
 from ..boxes import Box, union
 from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind
+from ..recognizers.names import _vetoed as common_or_technical_word
 from .page import Page
 from .read import Line, Reading
 
@@ -127,15 +128,10 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     t = ctx.tuning
     if len(line.readings) != 1 or reading.confidence < t.sure_sentence or len(reading.words) < t.sentence_words:
         return ()
+    offsets = _word_offsets(reading)
+    if offsets is None:
+        return ()
     touched: set[int] = set()
-    pos = 0
-    offsets = []
-    for word in reading.words:
-        a = reading.text.find(word.text, pos)
-        if a < 0:
-            return ()
-        offsets.append((a, a + len(word.text)))
-        pos = a + len(word.text)
     for span in spans:
         hit = [k for k, (a, b) in enumerate(offsets) if a < span.end and b > span.start]
         if not hit:
@@ -151,12 +147,10 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
 
 def _could_identify(word: str) -> bool:
     """A capitalised word that is no common or technical word, or a run of 4+ digits."""
-    from ..recognizers.names import _vetoed
-
     core = word.strip(".,;:!?()[]'\"’")
     if sum(c.isdigit() for c in core) >= 4 and not any(c in core for c in ".%/"):
         return True
-    return len(core) >= 3 and core[0].isupper() and not core.isupper() and not _vetoed(core)
+    return len(core) >= 3 and core[0].isupper() and not core.isupper() and not common_or_technical_word(core)
 
 
 def header_value(ctx: Context) -> list[Redaction]:
@@ -364,17 +358,22 @@ def _alnum(line: Line) -> int:
     return max((sum(c.isalnum() for c in r.text) for r in line.readings), default=0)
 
 
-def _span_box(line: Line, reading: Reading, start: int, end: int) -> Box:
-    """The reading's words that the span touches (the line, when it has no word boxes)."""
-    if not reading.words:
-        return line.box
-    boxes, pos = [], 0
+def _word_offsets(reading: Reading) -> list[tuple[int, int]] | None:
+    """(start, end) of each of the reading's word boxes in its text; None when they disagree."""
+    offsets, pos = [], 0
     for word in reading.words:
         a = reading.text.find(word.text, pos)
         if a < 0:
-            return line.box
-        b = a + len(word.text)
-        pos = b
-        if a < end and b > start:
-            boxes.append(word.box)
+            return None
+        pos = a + len(word.text)
+        offsets.append((a, pos))
+    return offsets
+
+
+def _span_box(line: Line, reading: Reading, start: int, end: int) -> Box:
+    """The reading's words that the span touches (the line, when it has no word boxes)."""
+    offsets = _word_offsets(reading) if reading.words else None
+    if not offsets:
+        return line.box
+    boxes = [w.box for w, (a, b) in zip(reading.words, offsets) if a < end and b > start]
     return union(boxes) if boxes else line.box
