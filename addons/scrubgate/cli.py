@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from . import __version__, paths
+from . import __version__, logsafe, paths
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -182,6 +182,7 @@ def _size(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logsafe.install()
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from .run import run

@@ -56,6 +56,8 @@ def _resolve(name: str) -> Callable[[Any], Any]:
 
 
 def _worker_main(conn, warm_up: str | None = None) -> None:
+    from . import logsafe
+    logsafe.install()  # this process's stderr is the gateway's log
     # Tesseract spawns its own threads per call; on small machines they cost more than they win.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
