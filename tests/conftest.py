@@ -128,7 +128,7 @@ def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, ext
     confdir, audit, log_path = tmp / "conf", tmp / "audit.jsonl", tmp / "gateway.log"
     cmd = [*SCRUBGATE, "run", "--listen-port", str(port), "--metrics-port", str(mport),
            "--confdir", str(confdir), "--audit-log", str(audit), "--workers", "2",
-           "--set", f"ssl_verify_upstream_trusted_ca={upstream.ca_pem}"]
+           "--upstream-ca", str(upstream.ca_pem)]
     if policy:
         cmd += ["--policy", str(policy)]
     for host in UPSTREAM_HOSTS:

@@ -27,7 +27,8 @@ examples:
   scrubgate run                                   # default policy, proxy on 127.0.0.1:8080
   scrubgate run --listen-host 0.0.0.0 --policy /etc/scrubgate/strict.yaml
   scrubgate run --mode transparent --set block_global=false
-  scrubgate run --resolve slack.com:443=127.0.0.1:8443   # stand-in upstream for a demo
+  scrubgate run --resolve slack.com:443=127.0.0.1:8443 --upstream-ca test-ca.pem
+                                                  # a local stand-in for Slack, with its own test CA
 
 Clients must trust the CA in CONFDIR (mitmproxy-ca-cert.pem); see `scrubgate ca`.
 Metrics: http://METRICS_HOST:METRICS_PORT/metrics, liveness /healthz, readiness /readyz.
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT=ADDR:PORT",
                      help="connect to ADDR:PORT when a client asks for HOST:PORT (like curl --resolve); "
                           "repeatable; for tests and demos")
+    run.add_argument("--upstream-ca", metavar="PEM",
+                     help="also trust this CA when verifying the services' certificates (mitmproxy's "
+                          "ssl_verify_upstream_trusted_ca); for a --resolve stand-in with its own test "
+                          "CA. The system's trust store still applies")
     run.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
                      help="deployment secret that keys DICOM UID remapping and date shifting; replicas "
                           "must share it (default: $SCRUBGATE_SECRET_FILE, else CONFDIR/scrubgate-secret, "

@@ -224,7 +224,7 @@ def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: i
     cmd = [sys.executable, "-m", "scrubgate", "run", "--policy", str(paths.default_policy()),
            "--listen-port", str(port), "--metrics-port", str(mport), "--confdir", str(confdir),
            "--audit-log", str(audit), "--workers", str(workers),
-           "--set", f"ssl_verify_upstream_trusted_ca={messenger.ca_pem}"]
+           "--upstream-ca", str(messenger.ca_pem)]
     for host in HOSTS:
         cmd += ["--resolve", f"{host}:443=127.0.0.1:{messenger.port}"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")

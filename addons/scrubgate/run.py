@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -36,6 +37,11 @@ async def _main(args) -> int:
         "scrubgate_resolve": args.resolve,
         "termlog_verbosity": "warn" if args.quiet else "info",
     }
+    if args.upstream_ca:
+        if not os.path.isfile(args.upstream_ca):
+            print(f"scrubgate: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)
+            return 2
+        updates["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
     if args.confdir:
         updates["confdir"] = args.confdir
     if args.audit_log:

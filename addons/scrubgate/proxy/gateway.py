@@ -127,6 +127,12 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def running(self) -> None:
+        if ctx.options.connection_strategy != "lazy":
+            # Eager connects upstream on CONNECT, before any request is seen: a blocked
+            # service that DNS or the firewall already stops would get a 502, not our page.
+            ctx.options.update(connection_strategy="lazy")
+            log.info("connection_strategy set to lazy: blocked uploads are answered without "
+                     "contacting the service")
         if not self.secret:
             # No key file named: use (or create) the one in confdir. Only now, when
             # every option is final, so no stray key lands in a default confdir.
