@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 # Values planted in metadata. None of them may survive cleaning.
@@ -93,3 +95,27 @@ def identifying_tags(report: dict) -> list[str]:
         elif isinstance(value, str) and any(v in value for v in PLANTED.values()):
             bad.append(key)
     return bad
+
+
+def float64_planar_tiff(width: int = 8, height: int = 6) -> bytes:
+    """A sound little-endian TIFF whose pixels Pillow has no decoder for: RGB as three
+    separate planes (PlanarConfiguration 2) of 64-bit floats (SampleFormat 3)."""
+    planes = [np.full((height, width), v, dtype="<f8").tobytes() for v in (0.1, 0.5, 0.9)]
+    count = 12
+    bits_at = 8 + 2 + count * 12 + 4
+    formats_at, offsets_at = bits_at + 6, bits_at + 12
+    counts_at = offsets_at + 12
+    data_at = counts_at + 12
+    short = {256: width, 257: height, 259: 1, 262: 2, 274: 1, 277: 3, 278: height, 284: 2}
+    pointers = {258: (3, bits_at), 273: (4, offsets_at), 279: (4, counts_at), 339: (3, formats_at)}
+    out = b"II*\x00" + struct.pack("<IH", 8, count)
+    for tag in sorted([*short, *pointers]):
+        if tag in short:
+            out += struct.pack("<HHIHH", tag, 3, 1, short[tag], 0)
+        else:
+            kind, at = pointers[tag]
+            out += struct.pack("<HHII", tag, kind, 3, at)
+    out += struct.pack("<I", 0) + struct.pack("<3H", 64, 64, 64) + struct.pack("<3H", 3, 3, 3)
+    out += struct.pack("<3I", *(data_at + i * len(planes[0]) for i in range(3)))
+    out += struct.pack("<3I", *(len(p) for p in planes))
+    return out + b"".join(planes)

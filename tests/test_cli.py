@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from conftest import ROOT, SCRUBGATE, free_ports, start_gateway, stop_gateway, stop_process, wait_ready
-from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture
+from samples import PLANTED, encode, float64_planar_tiff, exif_report, identifying_tags, jpeg_with_metadata, picture
 
 POLICIES = ROOT / "policies"
 
@@ -26,7 +26,7 @@ def test_sanitize_cleans_and_reports_without_values(tmp_path, exiftool):
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["input"]["format"] == "jpeg" and report["action"] == "sanitize"
-    assert report["verdict"]["findings"]["location"]["count"] == 1
+    assert report["files"][0]["findings"]["location"]["count"] == 1
     assert not [v for v in PLANTED.values() if v in r.stdout + r.stderr]
     assert identifying_tags(exif_report(out.read_bytes(), tmp_path)) == []
 
@@ -38,7 +38,7 @@ def test_sanitize_burned_in_text_reports_kinds_and_boxes_never_values(tmp_path):
     src.write_bytes(encode(viewer_screen(), "PNG"))
     r = scrubgate("sanitize", str(src), "-o", str(out), "--json", timeout=120)
     assert r.returncode == 0, r.stderr
-    findings = json.loads(r.stdout)["verdict"]["findings"]
+    findings = json.loads(r.stdout)["files"][0]["findings"]
     assert {"national_id", "date", "mrn", "person_name"} <= set(findings)
     assert all(len(f["box"]) == 4 for f in findings["national_id"]["findings"])
     leaked = [t for t in IDENTIFIERS for part in t.replace("^", " ").split() if len(part) > 4
@@ -60,7 +60,7 @@ def test_policy_faces_choice_reaches_the_engine(tmp_path):
                   timeout=120)
     assert r.returncode == 3 and json.loads(r.stdout)["reason"] == "identifiable_face" and not out.exists()
     r = scrubgate("sanitize", str(src), "-o", str(out), "--json", timeout=120)  # default: blur
-    assert r.returncode == 0 and "face" in json.loads(r.stdout)["verdict"]["findings"]
+    assert r.returncode == 0 and "face" in json.loads(r.stdout)["files"][0]["findings"]
 
 
 def test_sanitize_refusal_writes_nothing(tmp_path):
@@ -82,7 +82,103 @@ def test_sanitize_refuses_files_it_cannot_clean(tmp_path):
     src, out = tmp_path / "patients.txt", tmp_path / "out.txt"
     src.write_text("Jane Doe, 943 476 5919\n")
     r = scrubgate("sanitize", str(src), "-o", str(out), "--json")
-    assert r.returncode == 3 and json.loads(r.stdout)["verdict"]["content"] == "other" and not out.exists()
+    assert r.returncode == 3 and json.loads(r.stdout)["files"][0]["content"] == "other" and not out.exists()
+
+
+def test_sanitize_names_what_it_cannot_clean(tmp_path):
+    """Offline there is no upload policy to blame: a file with no cleaner is unsupported_format."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    text = tmp_path / "notes.txt"
+    text.write_text("Ward round notes\n")
+    raw = tmp_path / "dataset.bin"  # a DICOM dataset written without preamble and DICM
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_dataset(buf, ds)
+    raw.write_bytes(buf.getvalue())
+    assert b"DICM" not in raw.read_bytes()[:200]
+    for src, hint in ((text, "not an image"), (raw, "DICM")):
+        r = scrubgate("sanitize", str(src), "-o", str(tmp_path / "out"))
+        assert r.returncode == 3 and "unsupported_format" in r.stderr and hint in r.stderr, r.stderr
+        assert "policy" not in r.stderr
+    r = scrubgate("sanitize", str(text), "-o", str(tmp_path / "out"), "--json")
+    report = json.loads(r.stdout)
+    assert report["reason"] == report["files"][0]["reason"] == "unsupported_format"
+
+
+def test_a_float64_planar_tiff_is_unsupported_not_corrupt(tmp_path):
+    src = tmp_path / "float.tif"
+    src.write_bytes(float64_planar_tiff())
+    r = scrubgate("sanitize", str(src), "-o", str(tmp_path / "out.tif"))
+    assert r.returncode == 3 and "unsupported_format" in r.stderr and "corrupt" not in r.stderr, r.stderr
+
+
+def test_sanitize_json_says_each_thing_once(tmp_path):
+    src = tmp_path / "a.png"
+    src.write_bytes(encode(picture(), "PNG"))
+    report = json.loads(scrubgate("sanitize", str(src), "-o", str(tmp_path / "b.png"), "--json").stdout)
+    assert "verdict" not in report and len(report["files"]) == 1
+
+
+def test_sanitize_cannot_write_is_a_usage_error(tmp_path):
+    src = tmp_path / "a.png"
+    src.write_bytes(encode(picture(), "PNG"))
+    for out, why in ((tmp_path / "no" / "such" / "b.png", "does not exist"), (tmp_path, "is a directory")):
+        r = scrubgate("sanitize", str(src), "-o", str(out))
+        assert r.returncode == 2, r.stderr
+        assert f"cannot write {out}" in r.stderr and why in r.stderr and "internal error" not in r.stderr
+
+
+def test_sanitize_output_follows_the_umask_and_keeps_the_inputs_mode(tmp_path):
+    import os
+    src = tmp_path / "a.png"
+    src.write_bytes(encode(picture(), "PNG"))
+    os.chmod(src, 0o640)
+    new = tmp_path / "new.png"
+    r = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *SCRUBGATE, "sanitize", str(src), "-o", str(new)],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert new.stat().st_mode & 0o777 == 0o644
+    r = scrubgate("sanitize", str(src), "-o", str(src))  # in place
+    assert r.returncode == 0, r.stderr
+    assert src.stat().st_mode & 0o777 == 0o640
+
+
+def test_busy_ports_name_the_flag(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        free = free_ports(1)[0]
+        for flags, flag in ((["--listen-port", str(port), "--metrics-port", str(free)], "--listen-port"),
+                            (["--listen-port", str(free), "--metrics-port", str(port)], "--metrics-port")):
+            r = scrubgate("run", "--confdir", str(tmp_path / "conf"), *flags, timeout=60)
+            assert r.returncode == 2, r.stderr
+            assert flag in r.stderr and "Traceback" not in r.stderr and "--mode" not in r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_quiet_still_says_where_it_listens(tmp_path):
+    port, mport = free_ports(2)
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*SCRUBGATE, "run", "-q", "--listen-port", str(port), "--metrics-port", str(mport),
+                                 "--confdir", str(tmp_path / "conf"), "--workers", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_ready(proc, mport, log)
+        deadline = time.monotonic() + 10
+        while f"listening on 127.0.0.1:{port}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text = log.read_text()
+        assert f"proxy listening on 127.0.0.1:{port}" in text and f"{mport}/metrics" in text, text
+    finally:
+        stop_process(proc)
 
 
 def test_sanitize_usage_errors(tmp_path):

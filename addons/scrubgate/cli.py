@@ -58,11 +58,18 @@ what is cleaned:
 exit status:
   0  OUTPUT written (cleaned, or already clean)
   1  internal error (nothing written)
-  2  usage error: bad arguments, unreadable input, invalid policy
-  3  the policy refuses this file (nothing written)
+  2  usage error: bad arguments, unreadable input, OUTPUT cannot be written, invalid
+     policy, unknown service (nothing written)
+  3  refused (nothing written): the policy blocks it, or it cannot be cleaned; the
+     reason is printed: unsupported_format, corrupt, too_large, identifiable_face, ...
 
---json prints the verdict: format, actions taken, metadata removed and findings by
-kind with boxes and counts. It never prints identifier values."""
+OUTPUT is replaced in one step. An existing OUTPUT keeps its mode (so -o INPUT never
+changes the input's permissions); a new one is created with the umask's mode.
+
+--json prints one JSON document: the input's sniffed format, the action and reason,
+and under "files" one entry per file found (a ZIP has several): its action, whether
+it changed, metadata removed and findings by kind with boxes and counts. It never
+prints identifier values."""
 
 POLICY_EPILOG = """\
 exit status: 0 when the policy is valid, 1 when it is not (each problem is printed
@@ -246,6 +253,10 @@ def sanitize_command(args) -> int:
     except OSError as e:
         _err(f"cannot read {args.input}: {e.strerror}")
         return EXIT_USAGE
+    unwritable = _unwritable(Path(args.output))
+    if unwritable:  # say so before minutes of OCR, not after
+        _err(f"cannot write {args.output}: {unwritable}")
+        return EXIT_USAGE
     try:
         policy = Policy.load(args.policy)
     except PolicyError as e:
@@ -273,18 +284,24 @@ def sanitize_command(args) -> int:
             plan = dataclasses.replace(plan, **overrides)
         job = BodyJob(data, "", "", upload=True, opaque=service.media == "opaque", plan=plan)
         outcome = inspect_body(job)
+        if outcome.action == "block" and kind.content == "other" and outcome.reason == "policy":
+            # Offline there is no upload policy to blame: the engine has no cleaner for it.
+            outcome.reason, outcome.detail = "unsupported_format", _not_cleanable(data)
+            for p in outcome.payloads:
+                p.reason, p.detail = outcome.reason, outcome.detail
         files = [p.summary() for p in outcome.payloads]
         report: dict = {"input": {"bytes": len(data), "format": kind.format, "content": kind.content},
                         "service": service.id, "action": outcome.action, "reason": outcome.reason,
                         "files": files}
-        if len(files) == 1:
-            report["verdict"] = files[0]
         output = None if outcome.action == "block" else (outcome.new_body or data)
         if output is not None:
             _write_atomic(Path(args.output), output)
         report["output"] = args.output if output is not None else None
         code = EXIT_OK if output is not None else EXIT_REFUSED
         report["exit"] = code
+    except OSError as e:
+        _err(f"cannot write {args.output}: {e.strerror or type(e).__name__}; nothing written")
+        return EXIT_USAGE
     except Exception as e:  # keep the promise: exit 1 and nothing written
         _err(f"internal error while sanitising ({type(e).__name__})")
         return EXIT_INTERNAL
@@ -301,11 +318,40 @@ def sanitize_command(args) -> int:
     return code
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why OUTPUT cannot be written, checked up front; None when it can."""
+    parent = path.parent
+    if path.is_dir():
+        return "it is a directory"
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"no permission to create files in {parent}"
+    return None
+
+
+def _not_cleanable(data: bytes) -> str:
+    if len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00") and data[4:6].isalpha():
+        # (0002,xxxx) or (0008,xxxx) with an explicit VR: a DICOM dataset without its Part 10 header
+        return ("looks like a DICOM dataset without the 128-byte preamble and DICM prefix; "
+                "write it as a Part 10 file (e.g. dcmconv +F) and try again")
+    return "not an image, DICOM file or ZIP archive that scrubgate can clean (sniffed from its bytes)"
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace PATH in one step. A file that exists keeps its mode (so the input's mode is
+    never touched by -o INPUT); a new one gets the umask's, as any other tool's output."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -6,16 +6,61 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 
-from mitmproxy import exceptions, options
+from mitmproxy import ctx, exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from .proxy import make_addons
 
 
 def run(args) -> int:
+    clash = port_clash(args)
+    if clash:
+        print(f"scrubgate: {clash}", file=sys.stderr)
+        return 2
     return asyncio.run(_main(args))
+
+
+def _busy(host: str, port: int) -> str | None:
+    """Why HOST:PORT cannot be listened on, or None. Binding is the only honest test."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"{host} is not an address of this machine ({e.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            s.bind(address)
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
+def port_clash(args) -> str | None:
+    """One line naming the flag to change, instead of a traceback or mitmproxy's --mode hint."""
+    checks = [(args.metrics_host, args.metrics_port, "--metrics-port")] if args.metrics_port else []
+    if not args.mode:  # with --mode the listen address is the mode's own; mitmproxy reports it
+        checks.insert(0, (args.listen_host, args.listen_port, "--listen-port"))
+    for host, port, flag in checks:
+        why = _busy(host, port)
+        if why:
+            return f"cannot listen on {host}:{port} ({why}); choose another port with {flag}"
+    return None
+
+
+class _Announce:
+    """With -q mitmproxy's info lines are gone; where the gateway listens must still be said."""
+
+    def __init__(self, metrics: str) -> None:
+        self.metrics = metrics
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        addrs = ", ".join(f"{a[0]}:{a[1]}" for a in server.listen_addrs()) if server else "?"
+        print(f"scrubgate: proxy listening on {addrs}; {self.metrics}", file=sys.stderr, flush=True)
 
 
 async def _main(args) -> int:
@@ -25,6 +70,10 @@ async def _main(args) -> int:
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     master.addons.add(*make_addons())
+    if args.quiet:
+        metrics = (f"metrics on http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port
+                   else "metrics off")
+        master.addons.add(_Announce(metrics))
     updates = {
         "listen_host": args.listen_host,
         "listen_port": args.listen_port,

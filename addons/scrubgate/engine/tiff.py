@@ -369,7 +369,7 @@ def _transpose(orientation: int):
 
 
 def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
-    from PIL import Image, TiffImagePlugin
+    from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
     t = _Tiff(data)
     pages = t.pages(max_pages=limits.max_frames + 1)
@@ -414,6 +414,11 @@ def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
                     params.append(p)
     except Image.DecompressionBombError:
         raise Refused("too_large", "TIFF is over the pixel limit") from None
+    except UnidentifiedImageError:
+        # The directory chain parsed above is sound, so this is a pixel layout Pillow
+        # has no decoder for (64-bit float, planar float, odd bit depths), not damage.
+        raise Refused("unsupported_format", "TIFF pixel layout (bit depth, sample format or "
+                                            "planar configuration) has no decoder") from None
     except raster.DECODE_ERRORS as e:
         raise Refused("corrupt", f"TIFF could not be decoded ({type(e).__name__})") from None
 

@@ -171,7 +171,15 @@ class Metrics:
         if not port:
             return
         handler = type("Handler", (_Handler,), {"ready": staticmethod(self._ready)})
-        self._server = ThreadingHTTPServer((ctx.options.scrubgate_metrics_host, port), handler)
+        host = ctx.options.scrubgate_metrics_host
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as e:
+            # Readiness probes and alerts hang on this endpoint: do not run blind.
+            log.error(f"cannot serve metrics on {host}:{port} ({e.strerror}); choose another port "
+                      f"with --metrics-port (scrubgate_metrics_port) or 0 to disable it")
+            ctx.master.shutdown()
+            return
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="scrubgate-metrics",
                          daemon=True).start()
