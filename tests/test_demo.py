@@ -57,3 +57,42 @@ def test_demo_is_in_the_help():
     r = subprocess.run([sys.executable, "-m", "scrubgate", "demo", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "--out" in r.stdout and "--keep-running" in r.stdout
+
+
+def test_keep_running_records_later_uploads_in_the_audit_log(tmp_path):
+    """The audit log in --out grows with uploads sent while the demo stays up, and survives it."""
+    import json
+    import os
+    import signal
+
+    import httpx
+
+    out = tmp_path / "out"
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "scrubgate", "demo", "--out", str(out), "--keep-running"],
+                                cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 180
+        while "stays up" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "stays up" in text, text[-3000:]
+        proxy = re.search(r"proxy:\s+(http://127\.0\.0\.1:\d+)", text).group(1)
+        ca = re.search(r"CA:\s+(\S+)", text).group(1)
+        audit = out / "audit.jsonl"
+        assert re.search(rf"audit:\s+{re.escape(str(audit))}", text), text[-1500:]
+        before = len(audit.read_text().splitlines())
+        with httpx.Client(proxy=proxy, verify=ca, timeout=60) as c:
+            r = c.post("https://mmg.whatsapp.net/mms/image/later", content=b"\x00" * 64)
+        assert r.status_code == 403
+        deadline = time.monotonic() + 10
+        while len(audit.read_text().splitlines()) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        records = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert len(records) == before + 1 and records[-1]["action"] == "block"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert len(audit.read_text().splitlines()) == before + 1  # still there after the demo stopped

@@ -217,10 +217,12 @@ class Gateway:
         stop_process(self.proc)
 
 
-def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: int = 0) -> Gateway:
+def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: int = 0,
+                  audit: Path | None = None) -> Gateway:
     port, mport = free_ports(2)
     port = listen_port or port
-    confdir, audit, log_path = work / "conf", work / "audit.jsonl", work / "gateway.log"
+    confdir, log_path = work / "conf", work / "gateway.log"
+    audit = audit or work / "audit.jsonl"
     cmd = [sys.executable, "-m", "scrubgate", "run", "--policy", str(paths.default_policy()),
            "--listen-port", str(port), "--metrics-port", str(mport), "--confdir", str(confdir),
            "--audit-log", str(audit), "--workers", str(workers),
@@ -389,7 +391,11 @@ def main(args) -> int:
         samples = make_samples()
         messenger = start_messenger(work)
         print(f"[2/4] starting `scrubgate run` (default policy, {args.workers} workers) ...", flush=True)
-        gw = start_gateway(work, messenger, args.workers, getattr(args, "listen_port", 0) or 0)
+        # The audit log is written where the user looks, not copied there once: uploads
+        # sent during --keep-running land in it too. Kinds, counts and hashes only.
+        audit = out / "audit.jsonl"
+        audit.unlink(missing_ok=True)  # this run's records only
+        gw = start_gateway(work, messenger, args.workers, getattr(args, "listen_port", 0) or 0, audit)
         print(f"      ready in {time.monotonic() - t0:.1f} s: proxy 127.0.0.1:{gw.port}, "
               f"metrics http://127.0.0.1:{gw.metrics_port}/metrics", flush=True)
         trust = ssl.create_default_context(cafile=str(gw.confdir / "mitmproxy-ca-cert.pem"))
@@ -428,8 +434,6 @@ def main(args) -> int:
             delta = after[key] - before.get(key, 0.0)
             if delta:
                 print(f"  {key[0]}{key[1]}  +{delta:g}")
-        if gw.audit.exists():  # kinds, counts and hashes only: safe to keep
-            shutil.copyfile(gw.audit, out / "audit.jsonl")
         print(f"\nbefore/after pictures and the audit log of this run (audit.jsonl) in {out}/")
         print(f"done in {time.monotonic() - t0:.1f} s.")
         if failures:
@@ -485,7 +489,8 @@ The gateway stays up (Ctrl-C to stop). Point a browser or curl at it:
              -F file=@picture.png https://slack.com/api/files.upload
   Catalogue hosts {', '.join(HOSTS)} go to the local stand-in messenger;
   other hosts go to the real internet (if there is one), tunnelled untouched.
-  metrics: http://127.0.0.1:{gw.metrics_port}/metrics""", flush=True)
+  metrics: http://127.0.0.1:{gw.metrics_port}/metrics
+  audit:   {gw.audit}   (one line per decision, as you upload)""", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     try:
