@@ -689,6 +689,13 @@ def _user_missing(name: str) -> bool:
 
 # -- transparent mode ------------------------------------------------------------------------
 
+def test_transparent_guide_creates_the_user_before_loading_the_rules():
+    """nft resolves `meta skuid scrubgate` at load time: a missing user fails the whole file."""
+    guide = (TRANSPARENT / "README.md").read_text(encoding="utf-8")
+    load = guide.index("nft -c -f /etc/scrubgate/nftables.conf")
+    assert -1 < guide.find("useradd --system") < load and "must exist first" in guide[:load]
+
+
 def test_nftables_rules_static():
     text = re.sub(r"#.*", "", (TRANSPARENT / "nftables.conf").read_text(encoding="utf-8"))
     assert re.search(r"type nat hook prerouting", text)

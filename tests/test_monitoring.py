@@ -363,7 +363,7 @@ def test_compose_scrubgate_service():
     context = (COMPOSE.parent / gw["build"]["context"]).resolve()
     assert context == ROOT
     dockerfile = (context / gw["build"].get("dockerfile", "Dockerfile")).read_text()
-    assert {"8080:8080", "9464:9464"} <= set(gw["ports"])
+    assert {"${SCRUBGATE_PROXY_BIND:-127.0.0.1}:8080:8080", "127.0.0.1:9464:9464"} <= set(gw["ports"])
     # the confdir (CA + DICOM secret) is a named volume, as the Dockerfile declares
     assert 'VOLUME ["/var/lib/scrubgate"]' in dockerfile
     assert "/var/lib/scrubgate" in named_volumes(gw)
@@ -397,5 +397,20 @@ def test_compose_grafana_mounts_provisioning_and_dashboard():
     env = graf["environment"]
     home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
     assert home is None or home in dashboards
-    assert "3000:3000" in graf["ports"]
-    assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE", "Viewer") == "Viewer"
+    assert "${GRAFANA_BIND:-127.0.0.1}:3000:3000" in graf["ports"]
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED") == "false"  # nobody views without signing in
+
+
+def test_compose_is_not_an_open_proxy_by_default():
+    """Every published port binds loopback unless the admin names an internal address;
+    proxy authentication is one variable away and documented."""
+    c = compose()
+    for name, service in c["services"].items():
+        for port in service.get("ports", []):
+            host = str(port).rsplit(":", 2)[0] if str(port).count(":") >= 2 else ""
+            assert host and (host.startswith("127.0.0.1") or host.endswith(":-127.0.0.1}")), \
+                f"{name} publishes {port} on every interface"
+    cmd = c["services"]["scrubgate"]["command"]
+    assert "proxyauth=${SCRUBGATE_PROXYAUTH:-}" in cmd
+    readme = (COMPOSE.parent / "README.md").read_text()
+    assert "open proxy" in readme and "SCRUBGATE_PROXYAUTH" in readme and "SCRUBGATE_PROXY_BIND" in readme
