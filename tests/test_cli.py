@@ -1,6 +1,7 @@
 """The scrubgate command line, run as a real process."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,14 @@ def test_policy_check_prints_the_decision_table():
     assert lines["slack"][1:3] == ["inspectable", "sanitize"]
 
 
+def test_policy_check_shows_faces_and_the_dicom_options():
+    r = scrubgate("policy", "check", str(POLICIES / "strict.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "faces: block" in r.stdout  # strict's choice must be visible
+    dicom = next(line for line in r.stdout.splitlines() if line.strip().startswith("dicom:"))
+    assert "retain_longitudinal=off" in dicom and "clean_pixel_data=true" in dicom and "secret" not in dicom
+
+
 def test_policy_check_names_the_bad_field(tmp_path):
     shutil.copy(POLICIES / "services.yaml", tmp_path / "services.yaml")
     bad = tmp_path / "p.yaml"
@@ -222,7 +231,29 @@ def test_help_documents_the_contract():
     for flag in ("--policy", "--listen-host", "--listen-port", "--metrics-host", "--metrics-port", "--confdir",
                  "--mode", "--set", "--audit-log", "--resolve"):
         assert flag in r.stdout
-    assert "exit status" in scrubgate("sanitize", "--help").stdout
+    assert "--upstream-ca" in r.stdout and "SCRUBGATE_WORKER_NICENESS" in r.stdout
+    sanitize_help = scrubgate("sanitize", "--help").stdout
+    exit_2 = sanitize_help[sanitize_help.index("  2  "):sanitize_help.index("  3  ")]
+    assert "unknown service" in exit_2 and "cannot be written" in exit_2
+
+
+def test_readme_lists_every_scrubgate_option():
+    """Each option an addon registers is named in the README (mitmdump users have no --help of ours)."""
+    code = "".join(p.read_text() for p in (ROOT / "addons" / "scrubgate").rglob("*.py"))
+    options = set(re.findall(r'add_option\(\s*"(scrubgate_\w+)"', code))
+    assert len(options) >= 10
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(o for o in options if f"`{o}`" not in readme) == []
+
+
+def test_docs_agree_with_the_code():
+    readme = (ROOT / "README.md").read_text()
+    assert "dir0001" not in readme and "DIR00001/" in readme  # archive.py's folder names
+    pac_dir = ROOT / "deploy" / "pac"
+    placeholder = re.search(r"--proxy (\S+):8080", (pac_dir / "scrubgate.pac").read_text()).group(1)
+    for doc in (readme, (pac_dir / "README.md").read_text(), (pac_dir / "make_pac.py").read_text()):
+        assert set(re.findall(r"--proxy (\S+):8080", doc)) == {placeholder}
+    assert "takes a second" not in readme
 
 
 def test_ca_command_creates_the_ca(tmp_path):

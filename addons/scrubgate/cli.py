@@ -33,7 +33,13 @@ examples:
 Clients must trust the CA in CONFDIR (mitmproxy-ca-cert.pem); see `scrubgate ca`.
 Metrics: http://METRICS_HOST:METRICS_PORT/metrics, liveness /healthz, readiness /readyz.
 The policy file is reloaded when it changes and on SIGHUP; an invalid new file is
-logged, counted in scrubgate_policy_reloads_total{result="failure"} and ignored."""
+logged, counted in scrubgate_policy_reloads_total{result="failure"} and ignored.
+A port already in use stops the start with exit status 2 and names the flag to change.
+
+environment:
+  SCRUBGATE_WORKER_NICENESS  how far below the proxy's priority the sanitiser workers run
+                             (default 10; 0: same priority), so chat is served before OCR
+  SCRUBGATE_SECRET_FILE      default for --secret-file"""
 
 SANITIZE_EPILOG = """\
 what is cleaned:
@@ -195,7 +201,14 @@ def _size(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logsafe.install()
-    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(build_parser().parse_args(argv))
+    except BrokenPipeError:  # `scrubgate policy check ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _dispatch(args) -> int:
     if args.command == "run":
         from .run import run
         return run(args)
@@ -227,7 +240,10 @@ def policy_check(path: str) -> int:
         return EXIT_INTERNAL
     print(f"policy {policy.name!r} version {policy.version}: valid")
     print(f"  catalogue: {policy.catalogue.source} ({len(policy.catalogue.services)} services)")
-    print(f"  fail: {policy.fail}   text: {policy.text}   chunked uploads: {policy.chunked_uploads}")
+    print(f"  fail: {policy.fail}   text: {policy.text}   faces: {policy.faces}   "
+          f"chunked uploads: {policy.chunked_uploads}")
+    dicom = {f.name: getattr(policy.dicom, f.name) for f in dataclasses.fields(policy.dicom) if f.name != "secret"}
+    print("  dicom: " + ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in dicom.items()))
     lim = policy.limits
     print(f"  limits: body {lim.max_body_bytes} bytes, {lim.max_payloads} files/request, "
           f"{lim.max_pixels} pixels, {lim.job_timeout_seconds:g} s/job, queue {lim.max_queue}")

@@ -18,7 +18,7 @@ The gateway is named without a DIRECT fallback: when it is down, uploads to
 catalogue services fail instead of leaving unchecked (fail closed).
 
 Usage (from the repository root):
-    python deploy/pac/make_pac.py --proxy scrubgate.hospital.internal:8080 \\
+    python deploy/pac/make_pac.py --proxy scrubgate.example.internal:8080 \\
         [--catalogue policies/services.yaml] [-o deploy/pac/scrubgate.pac]
     python deploy/pac/make_pac.py --proxy ... --check    # exit 1 if the file is stale
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Write a PAC file that sends only the scrubgate service catalogue's "
                     "hosts to the gateway and everything else DIRECT.")
     parser.add_argument("--proxy", action="append", required=True, metavar="HOST:PORT",
-                        help="the gateway, e.g. scrubgate.hospital.internal:8080; repeat it to "
+                        help="the gateway, e.g. scrubgate.example.internal:8080; repeat it to "
                              "list fallback gateways, tried in order")
     parser.add_argument("--catalogue", type=Path, default=DEFAULT_CATALOGUE, metavar="PATH",
                         help="service catalogue (default: policies/services.yaml in this repository)")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for p in args.proxy:
         if not PROXY.match(p) or not 0 < int(p.rsplit(":", 1)[1]) < 65536:
-            parser.error(f"--proxy {p!r}: expected HOST:PORT, e.g. scrubgate.hospital.internal:8080")
+            parser.error(f"--proxy {p!r}: expected HOST:PORT, e.g. scrubgate.example.internal:8080")
     try:
         shown = "<this file>" if args.output == "-" else display_path(Path(args.output))
         pac = render(args.catalogue, args.proxy, shown)

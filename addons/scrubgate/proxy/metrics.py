@@ -98,7 +98,7 @@ for _content in CONTENT_KINDS:
 
 def set_policy_info(name: str, version: str, sha256: str) -> None:
     POLICY_INFO.clear()
-    POLICY_INFO.labels(name, version, sha256[:16]).set(1)
+    POLICY_INFO.labels(name, version, sha256).set(1)  # whole: it must match the audit log's
 
 
 def record(decision: Decision) -> None:
