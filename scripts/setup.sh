@@ -18,7 +18,7 @@ apt_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-nld tesseract-ocr-de
 # (with promtool) scrapes a running gateway and checks the alert rules, nftables/iptables/
 # shellcheck/logrotate check the deploy/ files; the fonts
 # widen the quality corpus beyond DejaVu.
-test_packages=(libimage-exiftool-perl dcmtk prometheus nftables iptables shellcheck logrotate curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
+test_packages=(libimage-exiftool-perl dcmtk prometheus chromium nftables iptables shellcheck logrotate curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
 needed=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || needed+=("$pkg")

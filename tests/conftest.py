@@ -50,6 +50,7 @@ class Upstream:
     cert_der: bytes
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pages: dict[str, str] = field(default_factory=dict)  # path -> HTML served to GET
 
     def received(self, path_prefix: str) -> list[Received]:
         with self.lock:
@@ -66,6 +67,14 @@ class _UpstreamHandler(StandInHandler):
                        {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
         with self.upstream.lock:
             self.upstream.requests.append(rec)
+        if self.command == "GET" and self.path in self.upstream.pages:  # a web app's page, for browsers
+            page = self.upstream.pages[self.path].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         if self.path.startswith("/slow-response"):
             time.sleep(0.2)
         self.reply_json({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})

@@ -158,7 +158,7 @@ def test_prometheus_scrapes_the_gateway(scraped):
     info = prom.wait_for("scrubgate_policy_info", lambda r: value(r) == 1, deadline)
     assert len(info) == 1 and info[0]["metric"]["name"] == "default"
     record = [json.loads(line) for line in gw.audit_log.read_text().splitlines()][-1]
-    assert info[0]["metric"]["sha256"] == record["policy"]["sha256"][:16]  # the same policy as the audit log
+    assert info[0]["metric"]["sha256"] == record["policy"]["sha256"]  # the same digest as the audit log
     workers = prom.query("scrubgate_workers")
     assert workers and value(workers) == 2
     assert prom.query('scrubgate_errors_total{stage="audit"} > 0') == []

@@ -319,8 +319,16 @@ class Gateway:
         body, ctype = blockpage.render(reason, service.name if service else decision.service,
                                        self.policy.approved_channel, flow.request.headers.get("accept", ""),
                                        decision.incident)
-        flow.response = http.Response.make(403, body, {
-            "Content-Type": ctype, "Cache-Control": "no-store", "X-Scrubgate-Reason": reason,
-            "X-Scrubgate-Incident": decision.incident})
+        headers = {"Content-Type": ctype, "Cache-Control": "no-store", "X-Scrubgate-Reason": reason,
+                   "X-Scrubgate-Incident": decision.incident}
+        origin = flow.request.headers.get("origin")
+        if origin:
+            # A web app uploads with fetch/XHR from another origin (web.whatsapp.com to
+            # mmg.whatsapp.net). Without these its script sees only "network error"; with
+            # them it can read the 403 and our reason. The body holds no patient data.
+            headers.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                            "Access-Control-Expose-Headers": "X-Scrubgate-Reason, X-Scrubgate-Incident",
+                            "Vary": "Origin"})
+        flow.response = http.Response.make(403, body, headers)
         log.info(f"blocked upload to {decision.service}: {reason} (incident {decision.incident})")
 

@@ -41,6 +41,7 @@ def parse_spec(spec: str) -> ResolveSpec:
 class Resolve:
     def __init__(self) -> None:
         self.table: dict[tuple[str, int], tuple[str, int]] = {}
+        self._asked: dict[int, tuple[str, int]] = {}  # id(server) -> HOST:PORT, while it connects
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_resolve", Sequence[str], [],
@@ -65,4 +66,18 @@ class Resolve:
         if target:
             if data.server.sni is None:
                 data.server.sni = host
+            self._asked[id(data.server)] = (host, port)
             data.server.address = target
+
+    def server_connected(self, data) -> None:
+        # Give the open connection back the name the client asked for. mitmproxy reuses a
+        # server connection for the next request only if its address matches the request's;
+        # left at ADDR:PORT, every request would open one more connection until mitmproxy's
+        # per-address connection limit stalls the client (lazy connection strategy). The
+        # setter refuses changes on an open connection, hence the direct write.
+        asked = self._asked.pop(id(data.server), None)
+        if asked is not None:
+            data.server.__dict__["address"] = asked
+
+    def server_connect_error(self, data) -> None:
+        self._asked.pop(id(data.server), None)
