@@ -783,3 +783,25 @@ def test_no_phone_inside_a_national_id() -> None:
 def test_dob_label_tolerates_missing_space() -> None:
     span = assert_flagged("DOB:12/03/1978", "12/03/1978", "date", "label.dob")
     assert span.confidence >= 0.9
+
+
+def test_nine_digit_national_phones_and_what_is_not_one() -> None:
+    # German and French area numbers have nine digits
+    assert_flagged("bel 089 123456 terug", "089 123456", "phone", "phone.national")
+    assert_flagged("appelle, 04 171 75 29, tu", "04 171 75 29", "phone", "phone.national")
+    assert "phone" not in kinds("000-12-3456")  # 00 opens an international number, not a national one
+
+
+def test_scale_marks_are_not_a_bare_number() -> None:
+    for scale in ("0 10 20 30 40", "5 10 15 20", "1 2 3 4 5 6 7"):
+        assert "mrn" not in kinds(scale), scale
+    assert_flagged("66417165", "66417165", "mrn", "mrn.bare_number")
+
+
+def test_codes_and_numbers_only_is_an_id_shape_not_a_measurement() -> None:
+    from scrubgate.engine.recognizers import only_codes_and_numbers
+
+    for id_like in ("RAD73410", "2 00 01 s0 550 672 61", "66417165"):
+        assert only_codes_and_numbers(id_like), id_like
+    for technical in ("12cm 45 30", "5.0MHz 12345", "W 400 L 40", "0 10 20 30 40", "C5-1", "S2000"):
+        assert not only_codes_and_numbers(technical), technical

@@ -163,3 +163,38 @@ def test_each_rule_keeps_its_thresholds_in_the_tuning_record():
     strict = rules.RuleTuning(unreadable_below=0.2)
     corner = page(line("kVp 120", (1000, 10, 160, 22)), line("~#;,", (12, 12, 170, 22), 0.3))
     assert painted(corner) and not rules.decide(corner, tuning=strict)
+
+
+def test_an_identifier_split_by_the_detector_is_found_across_the_gap():
+    # an addressograph label: the detector cut "BALL, Redir" at the wide space
+    p = page(line("Ball,", (592, 304, 72, 31), 0.9), line("Redir", (672, 306, 80, 31), 0.93),
+             line("Gain 54", (1100, 306, 90, 31)))
+    got = painted(p)
+    assert got == {0: "identifier_across_gap:name.comma", 1: "identifier_across_gap:name.comma"}
+    # far apart on the row, the two words are two fields, not one name
+    assert painted(page(line("Ball,", (100, 304, 72, 31), 0.9), line("Redir", (900, 306, 80, 31), 0.93))) == {}
+
+
+def test_a_number_shaped_span_needs_a_less_sure_reading_than_a_name():
+    # photographed screens read at 0.6-0.8; texture does not read as eight digits
+    assert painted(page(line("66417165", (460, 326, 86, 30), 0.71))) == {0: "identifier_in_line:mrn.bare_number"}
+    assert painted(page(line("Mary Rocket", (460, 326, 86, 30), 0.71))) == {}
+    assert painted(page(line("0 10 20 30 40", (460, 326, 186, 30), 0.95))) == {}  # a scale, not a number
+
+
+def test_a_banner_column_spreads_past_id_shaped_codes_but_not_measurements():
+    # a form's value column under a hospital name: the labels were too faint to detect
+    values = ["Hôpital Saint-Louis", "VIDAL-DIANE", "66417165", "2 00 01 s0 550 672 61", "12 mais 2015",
+              "RAD73410", "Dr Hoareau"]
+    lines = [line(t, (460, 270 + 30 * k, 150, 26), 0.8) for k, t in enumerate(values)]
+    got = painted(page(*lines))
+    assert set(got) == set(range(len(values))), got
+    assert got[3] == got[5] == "banner_neighbour"  # ID-shaped, though code-like
+    tech = [line(t, (460, 270 + 30 * k, 150, 26), 0.95) for k, t in enumerate(["66417165", "12cm 45 30", "Gain 54"])]
+    assert set(painted(page(*tech))) == {0}
+
+
+def test_a_tilted_photos_overlapping_boxes_still_stack():
+    # boxes of a tilted photo overlap their neighbours; centres are a line apart
+    p = page(*[line(f"line {k}", (460, 300 + 25 * k, 150, 37)) for k in range(4)])
+    assert p.stacks == [[0, 1, 2, 3]]

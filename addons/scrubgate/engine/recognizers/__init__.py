@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from . import labels, names, patterns, places
 from .span import IDENTIFIER_KINDS_TEXT, Span
-from .technical import has_tech_content, looks_technical
+from .technical import has_tech_content, looks_technical, only_codes_and_numbers
 from .text import OcrText
 
 __all__ = ["IDENTIFIER_KINDS_TEXT", "Span", "dangling_label", "find_identifiers", "is_technical", "labelled_kind"]

@@ -116,12 +116,20 @@ _LONG_CODE = re.compile(r"(?<![\w.,:/\-])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{10,16}(?![\w
 _BARE_NUMBER = re.compile(r"^\s*#?\s*(\d(?: ?\d){6,12})\s*$")
 
 
+def _scale_marks(text: str) -> bool:
+    """'0 10 20 30 40', '5 10 15': an axis or depth scale read as one line, not a number."""
+    groups = [int(g) for g in text.split()]
+    steps = {b - a for a, b in zip(groups, groups[1:])}
+    return len(groups) >= 3 and len(steps) == 1 and steps.pop() > 0
+
+
 def mrn_shapes(ctx: OcrText) -> Iterator[Span]:
     for s in ctx.variants():
         for m in _MRN_SHAPE.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.shape", 0.5)
         for m in _BARE_NUMBER.finditer(s):
-            yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
+            if not _scale_marks(m.group(1)):
+                yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
         for m in _LONG_NUMBER.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.long_number", 0.5)
         for m in _LONG_CODE.finditer(s):
@@ -260,7 +268,8 @@ def phones(ctx: OcrText) -> Iterator[Span]:
             raw = m.group()
             n = sum(c.isdigit() for c in raw)
             grouped = any(c in " .-/()" for c in raw)
-            if grouped and 10 <= n <= 12:
+            # 9 digits: German and French area numbers ("089 123456", "04 171 75 29")
+            if grouped and (10 <= n <= 12 or n == 9 and not raw.lstrip("(").startswith("00")):
                 yield Span(m.start(), m.end(), "phone", "phone.national", 0.75)
             elif not grouped and n in (10, 11) and raw[:2] in ("06", "07"):
                 # unseparated mobile numbers (NL 06..., UK 07...)

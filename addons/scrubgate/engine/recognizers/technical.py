@@ -84,3 +84,29 @@ def looks_technical(text: str) -> bool:
 
 def has_tech_content(text: str) -> bool:
     return tech_profile(text)[0] > 0
+
+
+def only_codes_and_numbers(text: str) -> bool:
+    """Every token a bare number or a letter-digit code, no unit or technical word,
+    and five digits or more: 'RAD73410', '2 00 01 s0 550 672 61'. Shaped like a
+    technical code, but in a patient banner it is an ID that was not recognised."""
+    tokens = [t.strip(".'\"") for t in _TOKEN.findall(text)]
+    tokens = [t for t in tokens if t]
+    if not tokens or sum(c.isdigit() for c in text) < 5:
+        return False
+    numbers = []
+    for t in tokens:
+        number = _NUMBER.match(t)
+        if number and number.group("unit") is None:
+            numbers.append(t)
+            continue
+        if number:
+            return False  # a measurement: "12cm", "5.0MHz"
+        if _ALNUM_CODE.match(t) and not _TIME_OR_VERSION.match(t) and fold(t) not in TECH_WORDS | _UNITS:
+            continue
+        return False
+    if len(numbers) == len(tokens) >= 3 and all(n.isdigit() for n in numbers):
+        steps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:])}
+        if len(steps) == 1:
+            return False  # scale marks: "0 10 20 30 40"
+    return True

@@ -129,9 +129,13 @@ class Page:
                 last = self.lines[stack[-1]]
                 lx, ly, lw, lhh = last.box
                 aligned = abs(x - lx) < 1.5 * lh or abs((x + w) - (lx + lw)) < 1.5 * lh
-                # a paragraph's gap (a line or more) ends the stack: a heading above a
-                # banner, or the next section below it, is not part of it
-                if aligned and -0.3 * lh <= y - (ly + lhh) < 1.0 * max(lh, last.height):
+                # The next line down: its centre at least half a line below the last one's
+                # (boxes of a tilted photo overlap, so centres, not edges), and a paragraph's
+                # gap (a line or more) ends the stack: a heading above a banner, or the next
+                # section below it, is not part of it
+                step = (y + h / 2) - (ly + lhh / 2)
+                gap = step - (lh + last.height) / 2  # between the lines themselves
+                if aligned and step >= 0.5 * min(lh, last.height) and gap < 1.0 * max(lh, last.height):
                     stack.append(i)
                     break
             else:

@@ -22,7 +22,7 @@ from typing import Callable
 
 from .. import hints as header_hints
 from ..boxes import Box, union
-from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind
+from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind, only_codes_and_numbers
 from ..recognizers.names import _vetoed as common_or_technical_word
 from .page import Page
 from .read import Line, Reading
@@ -36,6 +36,9 @@ class RuleTuning:
     # counts on a line read this surely: texture read as letters makes patterns match.
     weak_span: float = 0.7
     sure_reading_for_weak_span: float = 0.85
+    # ... except a number-shaped span (this many digits), on a reading this sure.
+    number_span_digits: int = 7
+    sure_reading_for_number_span: float = 0.6
     # A label ("DOB:", "Naam") is only trusted from a reading this sure.
     min_label_reading: float = 0.7
     # Below this best-reading confidence a line is "unreadable".
@@ -45,10 +48,17 @@ class RuleTuning:
     # A banner neighbour is painted when its immediate neighbours all carry
     # identifiers, or at least this share of its near ones (two each side) do.
     neighbour_share: float = 0.66
+    # ... or half of them, in a stack no longer than a banner or a form's field list
+    # (a long stack is a table's column: one name in it says nothing of the lab values).
+    block_share: float = 0.5
+    block_max_lines: int = 8
     # Lines much taller than the banner's lines are headings or pictures, not banner text.
     banner_height_ratio: float = 2.5
+    # Row neighbours this many line heights apart are read as one line too
+    # (identifier_across_gap): the detector splits lines at wide spaces.
+    gap_join_heights: float = 3.0
     # How often the context rules look again after painting more lines.
-    context_rounds: int = 3
+    context_rounds: int = 5
     # A sentence: this many words, read this surely by its only reader. It loses its
     # identifier words (and this many words each side), not the whole line; and it is
     # no banner line for banner_neighbour.
@@ -110,14 +120,57 @@ def identifier_in_line(ctx: Context) -> list[Redaction]:
     out = []
     for i, line in enumerate(ctx.page.lines):
         for reading in ctx.believed(line):
-            spans = [s for s in find_identifiers(reading.text)
-                     if s.confidence >= t.weak_span or reading.confidence >= t.sure_reading_for_weak_span]
+            spans = [s for s in find_identifiers(reading.text) if _believable(s, reading.text, reading.confidence, t)]
             if spans:
                 best = max(spans, key=lambda s: s.confidence)
                 parts = _sentence_parts(ctx, line, reading, spans)
                 out.append(Redaction(i, best.kind, f"identifier_in_line:{best.recognizer}",
                                      round(best.confidence, 2), _span_box(line, reading, best.start, best.end),
                                      parts))
+                break
+    return out
+
+
+def _believable(span, text: str, reading_confidence: float, t: RuleTuning) -> bool:
+    """A sure span counts on any believed reading; a weak one (a lone surname, a bare
+    number) only on a sure reading -- texture read as letters makes name patterns
+    match. Texture does not read as seven digits in a row, so a number-shaped span
+    needs less: photographed screens read at 0.6-0.8."""
+    if span.confidence >= t.weak_span or reading_confidence >= t.sure_reading_for_weak_span:
+        return True
+    digits = sum(c.isdigit() for c in text[span.start:span.end])
+    return digits >= t.number_span_digits and reading_confidence >= t.sure_reading_for_number_span
+
+
+def identifier_across_gap(ctx: Context) -> list[Redaction]:
+    """The detector splits a line at a wide space: 'BALL,' | 'Redir' on a label,
+    'Naam' | 'de Vries, J.' in a form. An identifier that only exists across the gap
+    is found by reading each pair of row neighbours as one line; both halves go."""
+    page, t = ctx.page, ctx.tuning
+    out = []
+    for row in page.rows:
+        for a, b in zip(row, row[1:]):
+            left, right = page.lines[a], page.lines[b]
+            height = min(left.height, right.height)
+            gap = right.box[0] - (left.box[0] + left.box[2])
+            if not -0.5 * height <= gap <= t.gap_join_heights * height or \
+                    max(left.height, right.height) > 1.6 * height:
+                continue
+            for ra in ctx.believed(left):
+                for rb in ctx.believed(right):
+                    joined = f"{ra.text.strip()} {rb.text.strip()}"
+                    cut = len(ra.text.strip())
+                    sure = min(ra.confidence, rb.confidence)
+                    spans = [s for s in find_identifiers(joined) if s.start < cut < s.end
+                             and _believable(s, joined, sure, t)]
+                    if spans:
+                        best = max(spans, key=lambda s: s.confidence)
+                        rule = f"identifier_across_gap:{best.recognizer}"
+                        conf = round(best.confidence, 2)
+                        out += [Redaction(a, best.kind, rule, conf, left.box), Redaction(b, best.kind, rule, conf, right.box)]
+                        break
+                else:
+                    continue
                 break
     return out
 
@@ -231,20 +284,24 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     page, t = ctx.page, ctx.tuning
     labels = ctx.labels
     out = []
+    stacks = {id(s) for s in page.stacks}
     for group in page.stacks + page.rows:
         hits = [g for g in group if g in hit]
         if not hits:
             continue
+        share = t.block_share if id(group) in stacks and len(group) <= t.block_max_lines else t.neighbour_share
         height = max(page.lines[g].height for g in hits)
         for k, g in enumerate(group):
             if g in hit or g in labels:
                 continue
             near = [n for n in group[max(0, k - 2):k + 3] if n != g]
             beside = [n for n in group[max(0, k - 1):k + 2] if n != g]
-            if not all(n in hit for n in beside) and sum(n in hit for n in near) < t.neighbour_share * len(near):
+            if not all(n in hit for n in beside) and sum(n in hit for n in near) < share * len(near):
                 continue
             line = page.lines[g]
-            if line.height > t.banner_height_ratio * height or _technical(ctx, line) or _sentence(ctx, line):
+            if line.height > t.banner_height_ratio * height or _sentence(ctx, line):
+                continue
+            if _technical(ctx, line) and not _id_shaped(ctx, line):
                 continue
             if _alnum(line) < 2 and line.confidence >= t.unreadable_below:
                 continue  # a read separator or bullet
@@ -283,7 +340,7 @@ def all_text(ctx: Context) -> list[Redaction]:
 
 
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
-    identifier_in_line, header_value, label_with_value, value_after_label, table_column)
+    identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
     banner_neighbour, unreadable_where_identifiers_live)
 
@@ -352,6 +409,11 @@ def _header_row(ctx: Context, i: int) -> bool:
 def _technical(ctx: Context, line: Line) -> bool:
     """Positively read as technical text (kVp, W/L, probe, depth, scale marks)."""
     return any(is_technical(r.text) for r in ctx.believed(line))
+
+
+def _id_shaped(ctx: Context, line: Line) -> bool:
+    """Technical only by its shape (codes and bare numbers, five digits or more)."""
+    return any(only_codes_and_numbers(r.text) for r in ctx.believed(line))
 
 
 def _alnum(line: Line) -> int:
