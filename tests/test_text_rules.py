@@ -198,3 +198,24 @@ def test_a_tilted_photos_overlapping_boxes_still_stack():
     # boxes of a tilted photo overlap their neighbours; centres are a line apart
     p = page(*[line(f"line {k}", (460, 300 + 25 * k, 150, 37)) for k in range(4)])
     assert p.stacks == [[0, 1, 2, 3]]
+
+
+def test_a_name_found_once_is_followed_through_the_page():
+    p = page(line("Wil iemand dhr. Öztürk beoordelen", (330, 640, 690, 50), 0.94),
+             line("CT-hersenen van Bimoex Ozturk is", (56, 430, 706, 50), 0.94),  # OCR lost the umlauts
+             line("Familie belt terug over de uitslag van vandaag", (450, 1041, 700, 50), 0.96),
+             line("Verslag staat in PACS", (573, 1547, 452, 50), 0.96))
+    got = painted(p)
+    assert got[0].startswith("identifier_in_line") and got[1] == "name_elsewhere"
+    assert 2 not in got and 3 not in got  # the message around it is not a banner
+
+
+def test_a_recurring_pair_of_unknown_capitalised_words_is_a_name():
+    # a group chat heads each bubble with its sender; OCR spells it a little differently each time
+    senders = [line(t, (52, 375 + 470 * k, 372, 46), 0.93) for k, t in
+               enumerate(["Loüchaam Citroën", "Lotichaam Citroén", "Lotichaam Citroén"])]
+    once = line("Verslag staat in PACS", (573, 1547, 452, 50), 0.96)
+    got = painted(page(*senders, once, once))
+    assert {0, 1, 2} <= set(got) and got[0] == "name_elsewhere"
+    assert 3 not in got and 4 not in got  # recurring, but common words
+    assert painted(page(senders[0])) == {}  # said once, an unknown pair is no evidence

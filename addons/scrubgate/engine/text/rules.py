@@ -16,7 +16,9 @@ read with confidence is painted too: fail closed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import cached_property
 from typing import Callable
 
@@ -24,6 +26,7 @@ from .. import hints as header_hints
 from ..boxes import Box, union
 from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind, only_codes_and_numbers
 from ..recognizers.names import _vetoed as common_or_technical_word
+from ..recognizers.text import fold
 from .page import Page
 from .read import Line, Reading
 
@@ -57,6 +60,10 @@ class RuleTuning:
     # Row neighbours this many line heights apart are read as one line too
     # (identifier_across_gap): the detector splits lines at wide spaces.
     gap_join_heights: float = 3.0
+    # name_elsewhere: a name's words of this many letters or more are followed through
+    # the page, and spellings this similar (difflib ratio, folded) count as one.
+    name_token_letters: int = 4
+    name_similarity: float = 0.8
     # How often the context rules look again after painting more lines.
     context_rounds: int = 5
     # A sentence: this many words, read this surely by its only reader. It loses its
@@ -309,6 +316,84 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     return out
 
 
+def name_elsewhere(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
+    """A name said once is said again: a chat names the patient in three bubbles, a
+    letter in every paragraph, a group chat heads each bubble with its sender. Two
+    kinds of name are followed through the page: the words of every name another
+    rule found ('dhr. Öztürk' -> 'Öztürk'), and two capitalised words outside the
+    vocabulary that recur on two lines or more ('Lotichaam Citroén'), read
+    fuzzily. Each other occurrence goes: the words in a sentence, else the line."""
+    page, t = ctx.page, ctx.tuning
+    words = {i: _name_words(ctx, line) for i, line in enumerate(page.lines)}
+    known: set[str] = set()
+    for i in hit:
+        for reading in ctx.believed(page.lines[i]):
+            for span in find_identifiers(reading.text):
+                if span.kind == "person_name" and span.confidence >= t.weak_span:
+                    known.update(fold(w) for w in _NAME_TOKEN.findall(reading.text[span.start:span.end])
+                                 if len(w) >= t.name_token_letters and not common_or_technical_word(w))
+    pairs: dict[str, set[int]] = {}
+    for i, ws in words.items():
+        for (a, _), (b, _) in zip(ws, ws[1:]):
+            pairs.setdefault(f"{a} {b}", set()).add(i)
+    recurring = _fuzzy_groups(pairs, t.name_similarity)
+    out = []
+    for i, ws in words.items():
+        tokens = [w for w, _ in ws]
+        matched = {k for k, w in enumerate(tokens) if any(_similar(w, n, t.name_similarity) for n in known)}
+        for k in range(len(tokens) - 1):
+            if f"{tokens[k]} {tokens[k + 1]}" in recurring:
+                matched.update((k, k + 1))
+        if not matched:
+            continue
+        line = page.lines[i]
+        box = union([ws[k][1] for k in matched])
+        parts = tuple(ws[k][1] for k in sorted(matched)) if _sentence(ctx, line) else ()
+        out.append(Redaction(i, "person_name", "name_elsewhere", 0.7, box, parts))
+    return out
+
+
+_NAME_TOKEN = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:[\-'’][^\W\d_]+)*")
+
+
+def _name_words(ctx: Context, line: Line) -> list[tuple[str, Box]]:
+    """(folded word, box) of each capitalised word of the surest reading that could be a
+    name: three letters or more, outside the common and technical vocabulary."""
+    readings = ctx.believed(line, ctx.tuning.sure_reading_for_weak_span)
+    if not readings:
+        return []
+    reading = max(readings, key=lambda r: r.confidence)
+    out = []
+    for word in reading.words:
+        for token in _NAME_TOKEN.findall(word.text):
+            if len(token) >= 3 and token[0].isupper() and not (token.isupper() and len(token) <= 4) \
+                    and not common_or_technical_word(token):
+                out.append((fold(token), word.box))
+    return out
+
+
+def _similar(a: str, b: str, ratio: float) -> bool:
+    if a == b:
+        return True
+    return min(len(a), len(b)) >= 5 and SequenceMatcher(None, a, b).ratio() >= ratio
+
+
+def _fuzzy_groups(pairs: dict[str, set[int]], ratio: float) -> set[str]:
+    """The word pairs that occur on two lines or more, counting near spellings as one."""
+    keys = list(pairs)
+    out = set()
+    for k, a in enumerate(keys):
+        lines = set(pairs[a])
+        for b in keys[k + 1:]:
+            if _similar(a, b, ratio):
+                lines |= pairs[b]
+                if len(lines) >= 2:
+                    out.update((a, b))
+        if len(lines) >= 2:
+            out.add(a)
+    return out
+
+
 def unreadable_where_identifiers_live(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     """Fail closed: a text line nobody reads with confidence is painted when it sits
     where identifiers live -- a top or bottom band and its corners, a row or stack
@@ -342,10 +427,12 @@ def all_text(ctx: Context) -> list[Redaction]:
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
     identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
-    banner_neighbour, unreadable_where_identifiers_live)
+    banner_neighbour, name_elsewhere, unreadable_where_identifiers_live)
 
 
-_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column"})
+# name_elsewhere finds a name inside a chat bubble or a letter's paragraph: the lines
+# around it are the message, not a banner.
+_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere"})
 
 
 def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
