@@ -219,3 +219,19 @@ def test_a_recurring_pair_of_unknown_capitalised_words_is_a_name():
     assert {0, 1, 2} <= set(got) and got[0] == "name_elsewhere"
     assert 3 not in got and 4 not in got  # recurring, but common words
     assert painted(page(senders[0])) == {}  # said once, an unknown pair is no evidence
+
+
+def test_a_right_aligned_value_does_not_cut_the_left_column():
+    # "12Hz" sits right-aligned under the name; the MRN is left-aligned under it
+    name = line("HENDERSON,BRANDON", (5, 6, 192, 20))
+    hz = line("12Hz", (146, 26, 52, 22))
+    mrn = line("28-174257", (6, 27, 103, 20))
+    p = page(name, hz, mrn)
+    assert [0, 2] in p.stacks and [0, 1] in p.stacks
+    got = painted(p)
+    assert got[2] == "banner_neighbour" and 1 not in got  # the ID goes, the technical value stays
+
+
+def test_numbers_make_a_form_field_longer_not_a_sentence():
+    got = rules.decide(page(line("33-922789 Téléphone: 01 00 72 34 48", (85, 76, 231, 19))))
+    assert len(got) == 1 and got[0].parts == ()  # the whole field goes, the MRN before the label too

@@ -119,28 +119,33 @@ class Page:
     @cached_property
     def stacks(self) -> list[list[int]]:
         """Lines stacked with a shared left or right edge (the corners of a viewer
-        screen, a wristband's lines, a form's fields), top to bottom."""
+        screen, a wristband's lines, a form's fields), top to bottom. Left and right
+        edges are followed separately, so a line can be in one stack of each: a short
+        "12Hz" right-aligned under a name must not cut the name's left-aligned column."""
         order = sorted(range(len(self.lines)), key=lambda i: self.lines[i].box[1])
-        stacks: list[list[int]] = []
-        for i in order:
-            x, y, w, h = self.lines[i].box
-            lh = self.lines[i].height
-            for stack in stacks:
-                last = self.lines[stack[-1]]
-                lx, ly, lw, lhh = last.box
-                aligned = abs(x - lx) < 1.5 * lh or abs((x + w) - (lx + lw)) < 1.5 * lh
-                # The next line down: its centre at least half a line below the last one's
-                # (boxes of a tilted photo overlap, so centres, not edges), and a paragraph's
-                # gap (a line or more) ends the stack: a heading above a banner, or the next
-                # section below it, is not part of it
-                step = (y + h / 2) - (ly + lhh / 2)
-                gap = step - (lh + last.height) / 2  # between the lines themselves
-                if aligned and step >= 0.5 * min(lh, last.height) and gap < 1.0 * max(lh, last.height):
-                    stack.append(i)
-                    break
-            else:
-                stacks.append([i])
-        return [s for s in stacks if len(s) > 1]
+        out: list[list[int]] = []
+        for side in (0, 1):  # left edges, then right edges
+            stacks: list[list[int]] = []
+            for i in order:
+                x, y, w, h = self.lines[i].box
+                lh = self.lines[i].height
+                for stack in stacks:
+                    last = self.lines[stack[-1]]
+                    lx, ly, lw, lhh = last.box
+                    aligned = abs((x + side * w) - (lx + side * lw)) < 1.5 * lh
+                    # The next line down: its centre at least half a line below the last
+                    # one's (boxes of a tilted photo overlap, so centres, not edges), and a
+                    # paragraph's gap (a line or more) ends the stack: a heading above a
+                    # banner, or the next section below it, is not part of it
+                    step = (y + h / 2) - (ly + lhh / 2)
+                    gap = step - (lh + last.height) / 2  # between the lines themselves
+                    if aligned and step >= 0.5 * min(lh, last.height) and gap < 1.0 * max(lh, last.height):
+                        stack.append(i)
+                        break
+                else:
+                    stacks.append([i])
+            out += [s for s in stacks if len(s) > 1 and s not in out]
+        return out
 
     def below(self, i: int, reach: float = 1.5) -> list[int]:
         """Lines directly under line i, overlapping it horizontally."""

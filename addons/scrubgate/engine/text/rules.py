@@ -70,6 +70,7 @@ class RuleTuning:
     # identifier words (and this many words each side), not the whole line; and it is
     # no banner line for banner_neighbour.
     sentence_words: int = 6
+    sentence_letter_words: int = 3  # of them words of letters, not numbers
     sure_sentence: float = 0.9
     sentence_margin_words: int = 1
     # text: all: lines whose best reading is at least this sure, or that hold ink the
@@ -186,7 +187,7 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     """For a sentence (many words, one sure reading, word boxes known): the boxes of the
     words the spans touch, one more word each side. Anything else: () -- the whole line."""
     t = ctx.tuning
-    if len(line.readings) != 1 or reading.confidence < t.sure_sentence or len(reading.words) < t.sentence_words:
+    if len(line.readings) != 1 or reading.confidence < t.sure_sentence or not _prose(reading.text, t):
         return ()
     offsets = _word_offsets(reading)
     if offsets is None:
@@ -201,16 +202,18 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     # A sentence that names someone often says more about them than the recognizers
     # know ("lives at Freya-Bohnbach-Allee 5, 03924 Neubrandenburg"): every other
     # word that could be a name, a place or a number goes too.
-    touched.update(k for k, word in enumerate(reading.words) if k and _could_identify(word.text))
+    touched.update(k for k, word in enumerate(reading.words) if _could_identify(word.text, first=k == 0))
     return tuple(reading.words[k].box for k in sorted(touched))
 
 
-def _could_identify(word: str) -> bool:
-    """A capitalised word that is no common or technical word, or a run of 4+ digits."""
+def _could_identify(word: str, first: bool = False) -> bool:
+    """A run of 4+ digits, or a capitalised word that is no common or technical word
+    (not the sentence's first word: that one is capitalised by grammar)."""
     core = word.strip(".,;:!?()[]'\"’")
     if sum(c.isdigit() for c in core) >= 4 and not any(c in core for c in ".%/"):
         return True
-    return len(core) >= 3 and core[0].isupper() and not core.isupper() and not common_or_technical_word(core)
+    return not first and len(core) >= 3 and core[0].isupper() and not core.isupper() \
+        and not common_or_technical_word(core)
 
 
 def header_value(ctx: Context) -> list[Redaction]:
@@ -471,7 +474,15 @@ def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], 
 def _sentence(ctx: Context, line: Line) -> bool:
     """Prose read surely: the recognizers had their full chance on it."""
     t = ctx.tuning
-    return any(len(r.text.split()) >= t.sentence_words and r.confidence >= t.sure_sentence for r in line.readings)
+    return any(_prose(r.text, t) and r.confidence >= t.sure_sentence for r in line.readings)
+
+
+def _prose(text: str, t: RuleTuning) -> bool:
+    """Enough words, and enough of them words of letters: numbers and codes make a line
+    longer, not prose ('33-922789 Téléphone: 01 00 72 34 48' is a form field)."""
+    words = text.split()
+    return len(words) >= t.sentence_words and \
+        sum(sum(c.isalpha() for c in w) >= 2 for w in words) >= t.sentence_letter_words
 
 
 # Labels that are also menu and tab names ("File Edit Patient Tools", "Summary |
