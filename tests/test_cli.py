@@ -346,3 +346,11 @@ def test_run_refuses_a_negative_worker_count(tmp_path):
                         "--metrics-port", "0", "--confdir", str(tmp_path)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "scrubgate_workers" in r.stderr
+
+
+def test_no_module_shadows_the_standard_library():
+    """`mitmdump -s addons/scrubgate/mitmaddon.py` puts the package folder on sys.path:
+    a module there named like a standard one (inspect.py did) would replace it for everyone."""
+    package = ROOT / "addons" / "scrubgate"
+    names = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if p.is_dir()}
+    assert sorted(names & set(sys.stdlib_module_names)) == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pictures import encode, viewer_screen
 from scrubgate.engine.verdict import Verdict
-from scrubgate.inspect import VERDICTS, BodyJob, VerdictCache, inspect_body
+from scrubgate.job import VERDICTS, BodyJob, VerdictCache, inspect_body
 from scrubgate.policy import Policy, Service
 
 POLICY = Policy.load(Path(__file__).resolve().parent.parent / "policies" / "default.yaml")

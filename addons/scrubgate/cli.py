@@ -261,7 +261,7 @@ def policy_check(path: str) -> int:
 def sanitize_command(args) -> int:
     """The gateway's own pipeline (inspect_body) on one file, as if uploaded to --service."""
     from .engine import sniff
-    from .inspect import BodyJob, inspect_body
+    from .job import BodyJob, inspect_body
     from .keys import SecretError, load_secret
     from .policy import Policy, PolicyError, Service
     try:

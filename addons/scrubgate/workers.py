@@ -120,7 +120,7 @@ class WorkerPool:
         self.max_queue = max_queue
         self.on_restart = on_restart or (lambda reason: None)
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["scrubgate.inspect"])
+        self._ctx.set_forkserver_preload(["scrubgate.job"])
         self._threads = ThreadPoolExecutor(self.size + 2, thread_name_prefix="scrubgate-pipe")
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: set[_Worker] = set()

@@ -17,7 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..inspect import PayloadOutcome
+from ..job import PayloadOutcome
 
 
 @dataclass

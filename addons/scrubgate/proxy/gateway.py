@@ -1,6 +1,6 @@
 """The Gateway addon: route, decide, clean or block each upload to a messenger.
 
-Hooks only; the work happens in `scrubgate.inspect` inside worker processes.
+Hooks only; the work happens in `scrubgate.job` inside worker processes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mitmproxy import ctx, exceptions, http
 from .. import keys, paths
 from ..carriers.extract import extract
 from ..engine.verdict import Refused
-from ..inspect import BodyJob, BodyOutcome
+from ..job import BodyJob, BodyOutcome
 from ..policy import Policy, PolicyError
 from ..workers import PoolError, WorkerPool
 from . import blockpage, metrics
@@ -30,7 +30,7 @@ log = logging.getLogger("scrubgate")
 # event loop (a cheap parse) so that chat messages never queue behind OCR.
 INLINE_LIMIT = 256 * 1024
 RELOAD_POLL_SECONDS = 2.0
-INSPECT_JOB = "scrubgate.inspect:inspect_body"
+INSPECT_JOB = "scrubgate.job:inspect_body"
 # A range header on an upload means "this is one piece of a bigger file".
 _PARTIAL_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 
