@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from . import checksums
 from .span import Span
+from .technical import scale_marks
 from .text import OcrText, fold
 from .vocab import MONTHS
 
@@ -116,19 +117,12 @@ _LONG_CODE = re.compile(r"(?<![\w.,:/\-])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{10,16}(?![\w
 _BARE_NUMBER = re.compile(r"^\s*#?\s*(\d(?: ?\d){6,12})\s*$")
 
 
-def _scale_marks(text: str) -> bool:
-    """'0 10 20 30 40', '5 10 15': an axis or depth scale read as one line, not a number."""
-    groups = [int(g) for g in text.split()]
-    steps = {b - a for a, b in zip(groups, groups[1:])}
-    return len(groups) >= 3 and len(steps) == 1 and steps.pop() > 0
-
-
 def mrn_shapes(ctx: OcrText) -> Iterator[Span]:
     for s in ctx.variants():
         for m in _MRN_SHAPE.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.shape", 0.5)
         for m in _BARE_NUMBER.finditer(s):
-            if not _scale_marks(m.group(1)):
+            if not scale_marks(m.group(1).split()):
                 yield Span(m.start(1), m.end(1), "mrn", "mrn.bare_number", 0.5)
         for m in _LONG_NUMBER.finditer(s):
             yield Span(m.start(), m.end(), "mrn", "mrn.long_number", 0.5)

@@ -105,8 +105,12 @@ def only_codes_and_numbers(text: str) -> bool:
         if _ALNUM_CODE.match(t) and not _TIME_OR_VERSION.match(t) and fold(t) not in TECH_WORDS | _UNITS:
             continue
         return False
-    if len(numbers) == len(tokens) >= 3 and all(n.isdigit() for n in numbers):
-        steps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:])}
-        if len(steps) == 1:
-            return False  # scale marks: "0 10 20 30 40"
-    return True
+    return not (len(numbers) == len(tokens) and scale_marks(numbers))
+
+
+def scale_marks(numbers: list[str]) -> bool:
+    """'0 10 20 30 40', '5 10 15': an axis or depth scale read as one line, not a number."""
+    if len(numbers) < 3 or not all(n.isdigit() for n in numbers):
+        return False
+    steps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:])}
+    return len(steps) == 1 and steps.pop() > 0

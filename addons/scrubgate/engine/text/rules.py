@@ -113,6 +113,21 @@ class Context:
                     break
         return out
 
+    @cached_property
+    def name_words(self) -> list[list[tuple[str, Box]]]:
+        """Per line, the words that could be a name (name_elsewhere); they do not change
+        between context rounds."""
+        return [_name_words(self, line) for line in self.page.lines]
+
+    @cached_property
+    def recurring_names(self) -> set[str]:
+        """Pairs of such words that recur on two lines or more, near spellings counted as one."""
+        pairs: dict[str, set[int]] = {}
+        for i, ws in enumerate(self.name_words):
+            for (a, _), (b, _) in zip(ws, ws[1:]):
+                pairs.setdefault(f"{a} {b}", set()).add(i)
+        return _fuzzy_groups(pairs, self.tuning.name_similarity)
+
     def believed(self, line: Line, minimum: float | None = None) -> list[Reading]:
         floor = self.tuning.min_reading if minimum is None else minimum
         return [r for r in line.readings if r.text.strip() and r.confidence >= floor]
@@ -164,23 +179,25 @@ def identifier_across_gap(ctx: Context) -> list[Redaction]:
             if not -0.5 * height <= gap <= t.gap_join_heights * height or \
                     max(left.height, right.height) > 1.6 * height:
                 continue
-            for ra in ctx.believed(left):
-                for rb in ctx.believed(right):
-                    joined = f"{ra.text.strip()} {rb.text.strip()}"
-                    cut = len(ra.text.strip())
-                    sure = min(ra.confidence, rb.confidence)
-                    spans = [s for s in find_identifiers(joined) if s.start < cut < s.end
-                             and _believable(s, joined, sure, t)]
-                    if spans:
-                        best = max(spans, key=lambda s: s.confidence)
-                        rule = f"identifier_across_gap:{best.recognizer}"
-                        conf = round(best.confidence, 2)
-                        out += [Redaction(a, best.kind, rule, conf, left.box), Redaction(b, best.kind, rule, conf, right.box)]
-                        break
-                else:
-                    continue
-                break
+            span = _span_across(ctx, left, right)
+            if span is not None:
+                rule, conf = f"identifier_across_gap:{span.recognizer}", round(span.confidence, 2)
+                out += [Redaction(a, span.kind, rule, conf, left.box), Redaction(b, span.kind, rule, conf, right.box)]
     return out
+
+
+def _span_across(ctx: Context, left: Line, right: Line):
+    """The surest believable span that starts in `left`'s text and ends in `right`'s."""
+    for ra in ctx.believed(left):
+        for rb in ctx.believed(right):
+            head = ra.text.strip()
+            joined = f"{head} {rb.text.strip()}"
+            sure = min(ra.confidence, rb.confidence)
+            spans = [s for s in find_identifiers(joined)
+                     if s.start < len(head) < s.end and _believable(s, joined, sure, ctx.tuning)]
+            if spans:
+                return max(spans, key=lambda s: s.confidence)
+    return None
 
 
 def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[Box, ...]:
@@ -294,12 +311,12 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     page, t = ctx.page, ctx.tuning
     labels = ctx.labels
     out = []
-    stacks = {id(s) for s in page.stacks}
-    for group in page.stacks + page.rows:
+    groups = [(g, t.block_share if len(g) <= t.block_max_lines else t.neighbour_share) for g in page.stacks]
+    groups += [(g, t.neighbour_share) for g in page.rows]
+    for group, share in groups:
         hits = [g for g in group if g in hit]
         if not hits:
             continue
-        share = t.block_share if id(group) in stacks and len(group) <= t.block_max_lines else t.neighbour_share
         height = max(page.lines[g].height for g in hits)
         for k, g in enumerate(group):
             if g in hit or g in labels:
@@ -327,7 +344,7 @@ def name_elsewhere(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     vocabulary that recur on two lines or more ('Lotichaam Citroén'), read
     fuzzily. Each other occurrence goes: the words in a sentence, else the line."""
     page, t = ctx.page, ctx.tuning
-    words = {i: _name_words(ctx, line) for i, line in enumerate(page.lines)}
+    words, recurring = ctx.name_words, ctx.recurring_names
     known: set[str] = set()
     for i in hit:
         for reading in ctx.believed(page.lines[i]):
@@ -335,13 +352,8 @@ def name_elsewhere(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
                 if span.kind == "person_name" and span.confidence >= t.weak_span:
                     known.update(fold(w) for w in _NAME_TOKEN.findall(reading.text[span.start:span.end])
                                  if len(w) >= t.name_token_letters and not common_or_technical_word(w))
-    pairs: dict[str, set[int]] = {}
-    for i, ws in words.items():
-        for (a, _), (b, _) in zip(ws, ws[1:]):
-            pairs.setdefault(f"{a} {b}", set()).add(i)
-    recurring = _fuzzy_groups(pairs, t.name_similarity)
     out = []
-    for i, ws in words.items():
+    for i, ws in enumerate(words):
         tokens = [w for w, _ in ws]
         matched = {k for k, w in enumerate(tokens) if any(_similar(w, n, t.name_similarity) for n in known)}
         for k in range(len(tokens) - 1):
@@ -378,7 +390,10 @@ def _name_words(ctx: Context, line: Line) -> list[tuple[str, Box]]:
 def _similar(a: str, b: str, ratio: float) -> bool:
     if a == b:
         return True
-    return min(len(a), len(b)) >= 5 and SequenceMatcher(None, a, b).ratio() >= ratio
+    if min(len(a), len(b)) < 5:
+        return False
+    m = SequenceMatcher(None, a, b)  # cheap upper bounds first: a dense page has hundreds of pairs
+    return m.real_quick_ratio() >= ratio and m.quick_ratio() >= ratio and m.ratio() >= ratio
 
 
 def _fuzzy_groups(pairs: dict[str, set[int]], ratio: float) -> set[str]:
