@@ -33,10 +33,15 @@ N = 5000
 
 
 async def main() -> None:
-    resolve, gateway, metrics, audit = make_addons()
-    with taddons.context(resolve, gateway, metrics, audit) as tctx, tempfile.TemporaryDirectory() as tmp:
+    addons = make_addons()
+    gateway, metrics, audit = addons[-3:]
+    with taddons.context(*addons) as tctx, tempfile.TemporaryDirectory() as tmp:
         tctx.configure(audit, scrubgate_audit_log=str(Path(tmp) / "audit.jsonl"))
-        gateway.policy = Policy.load(REPO / "policies" / "default.yaml")
+        policy = Policy.load(REPO / "policies" / "default.yaml")
+        if hasattr(gateway, "store"):
+            gateway.store.install(policy)
+        else:  # a checkout from before the policy store
+            gateway.policy = policy
         body = json.dumps({"channel": "C1", "text": "ward round at 10, bed 4 stable"}).encode()
         flows = []
         for _ in range(N):

@@ -4,14 +4,27 @@ from .. import logsafe
 from .audit import Audit
 from .gateway import Gateway
 from .metrics import Metrics
+from .policy_store import PolicyStore
 from .resolve import Resolve
+from .sanitisers import Sanitisers
 
 
 def make_addons() -> list:
-    """The addons in hook order: Resolve and Gateway decide, then Metrics and Audit record."""
+    """The addons in hook order: Resolve points flows at test upstreams; PolicyStore holds
+    the policy and Sanitisers the workers (both configured before anything uses them);
+    Gateway decides; then Metrics and Audit record."""
     logsafe.install()  # also under stock mitmdump/mitmweb, which never run our CLI
-    gateway = Gateway()
-    return [Resolve(), gateway, Metrics(gateway.ready), Audit(gateway)]
+    store = PolicyStore()
+    sanitisers = Sanitisers(store)
+
+    def ready() -> tuple[bool, str]:
+        if store.policy is None:
+            return False, "no policy loaded"
+        if not sanitisers.ready:
+            return False, "sanitiser workers not running"
+        return True, f"ready: policy {store.policy.name} {store.policy.version}"
+
+    return [Resolve(), store, sanitisers, Gateway(store, sanitisers), Metrics(ready), Audit(store)]
 
 
-__all__ = ["Audit", "Gateway", "Metrics", "Resolve", "make_addons"]
+__all__ = ["Audit", "Gateway", "Metrics", "PolicyStore", "Resolve", "Sanitisers", "make_addons"]

@@ -68,15 +68,15 @@ def _count(kinds) -> dict[str, int]:
 
 
 class Audit:
-    def __init__(self, gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, store) -> None:
+        self.store = store  # the PolicyStore: each record names the policy in force
         self._fd: int | None = None  # None: off, or stdout (see _stdout)
         self._stdout = False
         self._path = ""
         self._size = 0  # bytes in the open file, for size rotation
         self._rotate_failed = False  # report a failing rotation once, not on every record
         self._lock = threading.Lock()
-        gateway.on_sighup.append(self._sighup)  # logrotate moves the file, then sends SIGHUP
+        store.on_sighup(self._sighup)  # logrotate moves the file, then sends SIGHUP
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_audit_log", str, "",
@@ -172,7 +172,7 @@ class Audit:
         if d is None or d.recorded_audit:
             return
         d.recorded_audit = True
-        line = json.dumps(audit_record(flow, d, self.gateway.policy), separators=(",", ":"),
+        line = json.dumps(audit_record(flow, d, self.store.policy), separators=(",", ":"),
                           ensure_ascii=True) + "\n"
         with self._lock:
             if not self._path:

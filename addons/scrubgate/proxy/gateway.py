@@ -1,36 +1,33 @@
 """The Gateway addon: route, decide, clean or block each upload to a messenger.
 
-Hooks only; the work happens in `scrubgate.job` inside worker processes.
+Hooks only. The policy in force comes from `policy_store.PolicyStore`; the
+cleaning happens in `scrubgate.job`, inside the worker processes that
+`sanitisers.Sanitisers` runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import re
-import secrets
-import signal
 import time
 
 from mitmproxy import ctx, exceptions, http
 
-from .. import keys, paths
 from ..carriers.extract import extract
 from ..engine.verdict import Refused
 from ..job import BodyJob, BodyOutcome
-from ..policy import Policy, PolicyError
-from ..workers import PoolError, WorkerPool
-from . import blockpage, metrics
+from ..policy import Policy
+from ..workers import PoolError
+from . import blockpage
 from .decision import Decision, publish, state_of
+from .policy_store import PolicyStore
+from .sanitisers import Sanitisers
 
 log = logging.getLogger("scrubgate")
 
 # Bodies this small, with no Content-Encoding, are checked for files on the
 # event loop (a cheap parse) so that chat messages never queue behind OCR.
 INLINE_LIMIT = 256 * 1024
-RELOAD_POLL_SECONDS = 2.0
-INSPECT_JOB = "scrubgate.job:inspect_body"
 # A range header on an upload means "this is one piece of a bigger file".
 _PARTIAL_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 
@@ -61,30 +58,16 @@ def _is_partial(headers) -> bool:
 
 
 class Gateway:
-    def __init__(self) -> None:
-        self.policy: Policy | None = None
-        self.secret = b""  # the DICOM UID/date key, from scrubgate_secret_file
-        self.pool: WorkerPool | None = None
-        self._watch: asyncio.Task | None = None
-        self._mtimes: tuple = ()
-        # Other addons (the audit log) add what they must do on SIGHUP here.
-        self.on_sighup: list = [self.reload]
+    """Hooks only: route each request, decide, and apply the outcome. The policy comes
+    from the PolicyStore addon, the cleaning from the Sanitisers addon."""
 
-    # -- options ---------------------------------------------------------------------------
-    def load(self, loader) -> None:
-        loader.add_option("scrubgate_policy", str, str(paths.default_policy()),
-                          "Policy file (YAML). Reloaded when it changes or on SIGHUP; an invalid "
-                          "new version is reported and the running policy stays in force.")
-        loader.add_option("scrubgate_workers", int, 0,
-                          "Sanitiser worker processes (0: one per CPU).")
-        loader.add_option("scrubgate_secret_file", str, "",
-                          "File holding the deployment secret that keys DICOM UID remapping and date "
-                          "shifting (hex, at least 16 bytes). Replicas must share it so a study's "
-                          "files keep matching UIDs. Default: scrubgate-secret in confdir, created "
-                          "(mode 0600) on first start.")
-        loader.add_option("scrubgate_decrypt_catalogue_only", bool, True,
-                          "Set mitmproxy's allow_hosts from the service catalogue so that every "
-                          "other host is tunnelled without decryption.")
+    def __init__(self, store: PolicyStore, sanitisers: Sanitisers) -> None:
+        self.store = store
+        self.sanitisers = sanitisers
+
+    @property
+    def policy(self) -> Policy | None:
+        return self.store.policy
 
     def configure(self, updated) -> None:
         if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
@@ -92,127 +75,14 @@ class Gateway:
             raise exceptions.OptionsError(
                 "stream_large_bodies cannot be used with scrubgate: streamed uploads would leave "
                 "uninspected. Use the policy's limits.max_body_bytes instead.")
-        if "scrubgate_workers" in updated and ctx.options.scrubgate_workers < 0:
-            raise exceptions.OptionsError("scrubgate_workers: must be 0 (one per CPU) or more")
-        if "scrubgate_secret_file" in updated and ctx.options.scrubgate_secret_file:
-            # A named key file must exist and be good now, or the start fails.
-            try:
-                self.secret = keys.load_secret(ctx.options.scrubgate_secret_file)
-            except keys.SecretError as e:
-                raise exceptions.OptionsError(f"scrubgate_secret_file: {e}")
-        if "scrubgate_policy" in updated:
-            try:
-                policy = Policy.load(ctx.options.scrubgate_policy)
-            except PolicyError as e:
-                metrics.POLICY_RELOADS.labels("failure").inc()
-                raise exceptions.OptionsError("invalid policy " + "\n  ".join([e.source, *e.errors]))
-            self._install(policy)
-        if "scrubgate_decrypt_catalogue_only" in updated and self.policy:
-            self._apply_allow_hosts()
 
-    def _install(self, policy: Policy) -> None:
-        self.policy = policy
-        self._mtimes = self._stat(policy)
-        metrics.POLICY_RELOADS.labels("success").inc()
-        metrics.set_policy_info(policy.name, policy.version, policy.sha256)
-        log.info(f"policy '{policy.name}' version {policy.version} in force "
-                 f"({len(policy.catalogue.services)} services, fail {policy.fail})")
-        self._apply_allow_hosts()
-
-    def _apply_allow_hosts(self) -> None:
-        if ctx.options.scrubgate_decrypt_catalogue_only and self.policy:
-            patterns = self.policy.catalogue.allow_hosts_patterns()
-            if list(ctx.options.allow_hosts) != patterns:
-                ctx.options.update(allow_hosts=patterns)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def running(self) -> None:
+    def running(self) -> None:
         if ctx.options.connection_strategy != "lazy":
             # Eager connects upstream on CONNECT, before any request is seen: a blocked
             # service that DNS or the firewall already stops would get a 502, not our page.
             ctx.options.update(connection_strategy="lazy")
             log.info("connection_strategy set to lazy: blocked uploads are answered without "
                      "contacting the service")
-        if not self.secret:
-            # No key file named: use (or create) the one in confdir. Only now, when
-            # every option is final, so no stray key lands in a default confdir.
-            path = os.path.join(os.path.expanduser(ctx.options.confdir), "scrubgate-secret")
-            try:
-                self.secret, created = keys.ensure_secret(path)
-            except (keys.SecretError, OSError) as e:
-                # Still remap every UID (fail closed), with a key this process alone holds.
-                self.secret, created = secrets.token_bytes(keys.SECRET_BYTES), False
-                log.error(f"cannot use the DICOM secret in {path} ({e}); UIDs are remapped with a key "
-                          "that dies with this process: set --secret-file")
-            if created:
-                log.warning(f"created a new DICOM de-identification secret in {path}; copy it to every "
-                            "replica (--secret-file) so their UIDs agree")
-        limits = self.policy.limits if self.policy else None
-        self.pool = WorkerPool(ctx.options.scrubgate_workers, limits.max_queue if limits else 64,
-                               on_restart=lambda reason: metrics.WORKER_RESTARTS.labels(reason).inc(),
-                               warm_up="scrubgate.engine:warm_up")
-        await self.pool.start()
-        pool = self.pool  # gauges read the pool at scrape time, so they are never stale
-        metrics.WORKERS.set_function(lambda: pool.size)
-        metrics.WORKERS_BUSY.set_function(lambda: pool.busy)
-        metrics.QUEUE_DEPTH.set_function(lambda: pool.waiting)
-        log.info(f"{self.pool.size} sanitiser workers ready")
-        self._watch = asyncio.create_task(self._watch_policy())
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._sighup)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (e.g. embedded in a test harness)
-
-    def _sighup(self) -> None:
-        for callback in self.on_sighup:
-            callback()
-
-    async def done(self) -> None:
-        if self._watch:
-            self._watch.cancel()
-        if self.pool:
-            await self.pool.close()
-
-    def ready(self) -> tuple[bool, str]:
-        if self.policy is None:
-            return False, "no policy loaded"
-        if self.pool is None or not self.pool.ready:
-            return False, "sanitiser workers not running"
-        return True, f"ready: policy {self.policy.name} {self.policy.version}"
-
-    # -- hot reload ------------------------------------------------------------------------
-    @staticmethod
-    def _stat(policy: Policy) -> tuple:
-        out = []
-        for p in (policy.source, policy.catalogue.source):
-            try:
-                st = os.stat(p)
-                out.append((p, st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((p, None, None))
-        return tuple(out)
-
-    async def _watch_policy(self) -> None:
-        while True:
-            await asyncio.sleep(RELOAD_POLL_SECONDS)
-            if self.policy and self._stat(self.policy) != self._mtimes:
-                self.reload()
-
-    def reload(self) -> None:
-        path = ctx.options.scrubgate_policy
-        try:
-            policy = Policy.load(path)
-        except PolicyError as e:
-            if self.policy:
-                self._mtimes = self._stat(self.policy)  # report a bad file once, not every poll
-            metrics.POLICY_RELOADS.labels("failure").inc()
-            metrics.ERRORS.labels("policy_reload").inc()
-            log.error("policy reload failed; keeping the running policy:\n  "
-                      + "\n  ".join([e.source, *e.errors]))
-            return
-        self._install(policy)
-        if self.pool:
-            self.pool.max_queue = policy.limits.max_queue
 
     # -- flows -----------------------------------------------------------------------------
     @staticmethod
@@ -279,7 +149,7 @@ class Gateway:
                     return  # a chat message or API call: no file, no worker
             except Refused:
                 pass  # let the worker produce the proper refusal
-        plan = policy.plan_for(service, self.secret)
+        plan = policy.plan_for(service, self.sanitisers.secret)
         if decision.upload and service.media == "opaque" and set(plan.actions.values()) == {"block"}:
             # Media to an end-to-end-encrypted service is ciphertext: nothing to look at.
             self._block(flow, decision, "opaque_service", "media is encrypted on the device")
@@ -300,10 +170,9 @@ class Gateway:
                 req.headers["content-length"] = str(len(outcome.new_body))
 
     async def _run(self, job: BodyJob, decision: Decision, policy: Policy) -> BodyOutcome:
-        assert self.pool is not None
         t0 = time.perf_counter()
         try:
-            return await self.pool.run(INSPECT_JOB, job, policy.limits.job_timeout_seconds)
+            return await self.sanitisers.inspect(job, policy.limits.job_timeout_seconds)
         except PoolError as e:
             log.warning(f"upload to {decision.service} not inspected: {e.reason}")
             if policy.fail == "open":

@@ -162,9 +162,16 @@ class Metrics:
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_metrics_host", str, "127.0.0.1",
-                          "Address for the /metrics, /healthz and /readyz endpoint.")
+                          "Address for the /metrics, /healthz and /readyz endpoint. Read at start: "
+                          "a change needs a restart.")
         loader.add_option("scrubgate_metrics_port", int, 9464,
-                          "Port for the /metrics, /healthz and /readyz endpoint (0 disables it).")
+                          "Port for the /metrics, /healthz and /readyz endpoint (0 disables it). "
+                          "Read at start: a change needs a restart.")
+
+    def configure(self, updated) -> None:
+        if self._server is not None and updated & {"scrubgate_metrics_host", "scrubgate_metrics_port"}:
+            log.warning("the metrics address changed: the endpoint stays where it is until the "
+                        "gateway restarts")
 
     def running(self) -> None:
         port = ctx.options.scrubgate_metrics_port
