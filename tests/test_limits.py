@@ -9,15 +9,25 @@ from conftest import ROOT, start_gateway, stop_gateway
 from samples import encode, picture
 
 
-@pytest.fixture(scope="module")
-def small_gateway(tmp_path_factory, upstream):
-    tmp = tmp_path_factory.mktemp("small")
+SMALL = {"max_body_bytes: 52428800": "max_body_bytes: 200000", "max_payloads: 32": "max_payloads: 2"}
+
+
+def _gateway_with(tmp, upstream, edits: dict[str, str]):
+    """A gateway on a copy of the shipped policies, with `edits` made to default.yaml."""
     policies = tmp / "policies"
     shutil.copytree(ROOT / "policies", policies)
     policy = policies / "default.yaml"
-    policy.write_text(policy.read_text().replace("max_body_bytes: 52428800", "max_body_bytes: 200000")
-                      .replace("max_payloads: 32", "max_payloads: 2"))
-    gw = start_gateway(tmp, upstream, policy=policy)
+    text = policy.read_text()
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    policy.write_text(text)
+    return start_gateway(tmp, upstream, policy=policy)
+
+
+@pytest.fixture(scope="module")
+def small_gateway(tmp_path_factory, upstream):
+    gw = _gateway_with(tmp_path_factory.mktemp("small"), upstream, SMALL)
     yield gw
     stop_gateway(gw)
 
@@ -56,3 +66,61 @@ def test_readyz_and_healthz(small_gateway):
     assert httpx.get(base + "/healthz").status_code == 200
     r = httpx.get(base + "/readyz")
     assert r.status_code == 200 and "default" in r.text
+
+
+# -- fail: open -------------------------------------------------------------------------------
+# The same limits with `fail: open`: what fails is let through, and says so in the audit
+# log and in scrubgate_failed_open_total. Every failure path goes through job.on_failure,
+# whether the worker or the gateway hit it.
+
+@pytest.fixture(scope="module")
+def open_gateway(tmp_path_factory, upstream):
+    gw = _gateway_with(tmp_path_factory.mktemp("open"), upstream, {**SMALL, "\nfail: closed": "\nfail: open"})
+    yield gw
+    stop_gateway(gw)
+
+
+def _last_upload_record(gw) -> dict:
+    """The audit record of the request just answered (written before the answer)."""
+    import json
+
+    records = [json.loads(line) for line in gw.audit_log.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["path"] == "/api/files.upload"][-1]
+
+
+def test_fail_open_forwards_a_request_over_the_file_limit_and_says_so(open_gateway, upstream):
+    png = encode(picture(32, 32), "PNG")
+    files = [("f", (f"{i}.png", png, "image/png")) for i in range(3)]
+    with open_gateway.client() as c:
+        r = c.post("https://slack.com/api/files.upload?open-many=1", files=files)
+    assert r.status_code == 200, r.text
+    assert [q for q in upstream.received("/api/files.upload") if "open-many" in q.path]
+    record = _last_upload_record(open_gateway)
+    assert record["failed_open"] is True and record["reason"] == "too_large" and record["action"] == "allow"
+    assert 'scrubgate_failed_open_total{reason="too_large"' in open_gateway.metrics()
+
+
+def test_fail_open_forwards_an_undecodable_picture_untouched(open_gateway, upstream):
+    # A JPEG header and then garbage: sniffed as JPEG, refused by the engine as corrupt.
+    broken = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x13" * 4000
+    with open_gateway.client() as c:
+        r = c.post("https://slack.com/api/files.upload?open-broken=1",
+                   files=[("f", ("x.jpg", broken, "image/jpeg"))])
+    assert r.status_code == 200, r.text
+    sent = [q for q in upstream.received("/api/files.upload") if "open-broken" in q.path]
+    assert sent and broken in sent[0].body  # failing open forwards what it could not clean
+    record = _last_upload_record(open_gateway)
+    assert record["failed_open"] is True and record["action"] == "allow"
+    assert record["payloads"][0]["reason"] in ("corrupt", "undecodable", "unsupported_format")
+
+
+def test_fail_open_still_reads_a_body_declared_over_the_limit(open_gateway, upstream):
+    # The declared length alone no longer blocks; the body is read and checked, then let
+    # through as too large.
+    body = b"\x00" * 300_000
+    with open_gateway.client() as c:
+        r = c.post("https://slack.com/api/files.upload?open-giant=1", content=body,
+                   headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    assert [q for q in upstream.received("/api/files.upload") if "open-giant" in q.path]
+    assert _last_upload_record(open_gateway)["failed_open"] is True

@@ -132,8 +132,13 @@ class BodyOutcome:
     failed_open: bool = False  # an error was let through because the policy says fail: open
 
 
-def _refusal(job: BodyJob, reason: str, detail: str) -> BodyOutcome:
-    if job.plan.fail_open:
+def on_failure(fail_open: bool, reason: str, detail: str = "") -> BodyOutcome:
+    """The one place that says what a failure does -- anything not inspected, cleaned or
+    finished: fail closed blocks it; the policy's `fail: open` lets it through, marked
+    `failed_open` so that metrics and the audit log show it. The gateway's own failures
+    (no worker, a timeout, an internal error, a declared size over the limit) and the
+    worker's (undecodable, too large, a refusal from the engine) all come here."""
+    if fail_open:
         return BodyOutcome("allow", reason, detail, failed_open=True)
     return BodyOutcome("block", reason, detail)
 
@@ -149,12 +154,12 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
             action = plan.actions.get("undecodable", "block")
             if action in ("allow", "monitor"):
                 return BodyOutcome(action, e.reason, e.detail)
-        return _refusal(job, e.reason, e.detail)
+        return on_failure(plan.fail_open, e.reason, e.detail)
     payloads = tree.payloads()
     if not payloads:
         return BodyOutcome("allow")
     if len(payloads) > plan.limits.max_payloads:
-        return _refusal(job, "too_large", f"request carries {len(payloads)} files, over the limit")
+        return on_failure(plan.fail_open, "too_large", f"request carries {len(payloads)} files, over the limit")
 
     options = EngineOptions(
         max_pixels=plan.limits.max_pixels, text=plan.text, faces=plan.faces, dicom=plan.dicom,
@@ -179,10 +184,9 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
                 o.would = "block" if verdict.refused else "sanitize"
                 o.reason = verdict.refused
             elif verdict.refused:
-                if plan.fail_open:
-                    o.action, o.reason, failed_open = "allow", verdict.refused, True
-                else:
-                    o.action, o.reason = "block", verdict.refused
+                failure = on_failure(plan.fail_open, verdict.refused)
+                o.action, o.reason = failure.action, failure.reason
+                failed_open = failed_open or failure.failed_open
             elif verdict.changed:
                 o.changed = True
                 p.replacement = verdict.output
@@ -201,5 +205,5 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
         try:
             result.new_body = encoding.encode(tree.rebuild(), job.content_encoding)
         except Refused as e:
-            return _refusal(job, e.reason, e.detail)
+            return on_failure(plan.fail_open, e.reason, e.detail)
     return result

@@ -82,6 +82,10 @@ class Policy:
     source: str
     sha256: str
 
+    @property
+    def fail_open(self) -> bool:
+        return self.fail == "open"
+
     def action_for(self, service: Service, content: str) -> str:
         for rule in self.rules:
             if rule.matches(service, content):
@@ -90,7 +94,7 @@ class Policy:
 
     def plan_for(self, service: Service, secret: bytes = b"") -> Plan:
         return Plan({c: self.action_for(service, c) for c in CONTENT_KINDS},
-                    self.fail == "open", self.limits, self.text, self.faces,
+                    self.fail_open, self.limits, self.text, self.faces,
                     replace(self.dicom, secret=secret))
 
     def decision_table(self) -> list[tuple[str, str, dict[str, str]]]:

@@ -15,7 +15,7 @@ from mitmproxy import ctx, exceptions, http
 
 from ..carriers.extract import extract
 from ..engine.verdict import Refused
-from ..job import BodyJob, BodyOutcome
+from ..job import BodyJob, BodyOutcome, on_failure
 from ..policy import Policy
 from ..workers import PoolError
 from . import blockpage
@@ -103,10 +103,10 @@ class Gateway:
         service = self._route(flow, self.policy)
         length = flow.request.headers.get("content-length", "")
         if service and length.isdigit() and int(length) > self.policy.limits.max_body_bytes:
-            if self.policy.fail == "open":
-                return
-            decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
-            self._block(flow, decision, "too_large", "declared body size is over the limit")
+            outcome = on_failure(self.policy.fail_open, "too_large", "declared body size is over the limit")
+            if outcome.action == "block":  # failing open, the body is still read and checked
+                decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
+                self._block(flow, decision, outcome.reason, outcome.detail)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or self.policy is None:
@@ -125,10 +125,11 @@ class Gateway:
         except Exception as e:  # a bug here must not forward an unchecked upload
             log.exception("scrubgate internal error")
             decision.error_stage = "internal"
-            if policy.fail == "open":
-                decision.failed_open, decision.reason = True, "engine_error"
+            outcome = on_failure(policy.fail_open, "engine_error", f"internal error ({type(e).__name__})")
+            if outcome.action == "block":
+                self._block(flow, decision, outcome.reason, outcome.detail)
             else:
-                self._block(flow, decision, "engine_error", f"internal error ({type(e).__name__})")
+                decision.failed_open, decision.reason = True, outcome.reason
         decision.added_seconds = time.perf_counter() - started
         publish(flow, decision)  # again: the summary now holds the final action
 
@@ -175,9 +176,7 @@ class Gateway:
             return await self.sanitisers.inspect(job, policy.limits.job_timeout_seconds)
         except PoolError as e:
             log.warning(f"upload to {decision.service} not inspected: {e.reason}")
-            if policy.fail == "open":
-                return BodyOutcome("allow", e.reason, str(e), failed_open=True)
-            return BodyOutcome("block", e.reason, str(e))
+            return on_failure(policy.fail_open, e.reason, str(e))
         finally:
             decision.job_seconds = time.perf_counter() - t0
 
