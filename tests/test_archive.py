@@ -23,7 +23,8 @@ from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 
 from scrubgate.engine import DicomOptions, EngineOptions, sanitize
-from scrubgate.engine.archive import ArchiveLimits, sanitize_zip
+from scrubgate.engine.archive import sanitize_zip
+from scrubgate.engine.limits import EngineLimits
 from scrubgate.engine.verdict import Verdict
 
 KEY = b"k" * 32
@@ -74,7 +75,7 @@ def sanitize_all(kind: str) -> str:
     return "sanitize"
 
 
-def nested_clean(limits: ArchiveLimits):
+def nested_clean(limits: EngineLimits):
     """A cleaner that recurses into nested zips the way the engine does (depth + 1)."""
     def clean(data, hints, depth=0):
         if data[:4] == b"PK\x03\x04":
@@ -140,7 +141,7 @@ def test_study_zip_names_neutralised_and_every_dicom_cleaned():
         seen_hints.append(hints)
         return engine_clean(member, hints)
 
-    v = sanitize_zip(data, clean, sanitize_all, ArchiveLimits())
+    v = sanitize_zip(data, clean, sanitize_all, EngineLimits())
     assert v.refused is None, v.detail
     out = read_zip(v.output)
     names = list(out)
@@ -222,7 +223,7 @@ def test_dicomdir_layout_offsets_references_and_dcmdump(tmp_path, base):
 def test_allowed_dicomdir_keeps_files_but_follows_renamed_folders(tmp_path):
     """Policy "allow" for DICOM: files copied as they are, yet the folder named
     after the patient ID is renamed, and the DICOMDIR's File IDs follow it."""
-    v = sanitize_zip(dicomdir_zip(), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(dicomdir_zip(), copy_clean, allow_all, EngineLimits())
     assert v.refused is None, v.detail
     with zipfile.ZipFile(io.BytesIO(v.output)) as z:
         assert not any("77654033" in n for n in z.namelist())
@@ -239,7 +240,7 @@ def test_dicom_media_layout_names_are_kept(tmp_path):
     tiny = DICOMDIR_SET / "TINY_ALPHA"
     members = [("DICOMDIR", (tiny / "DICOMDIR").read_bytes())]
     members += [(p.relative_to(tiny).as_posix(), p.read_bytes()) for p in sorted(tiny.glob("PT*/*/*/*"))]
-    v = sanitize_zip(make_zip(members), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(make_zip(members), copy_clean, allow_all, EngineLimits())
     assert v.refused is None, v.detail
     assert list(read_zip(v.output)) == [name for name, _ in members]
     assert v.removed["archive_member_name"] == 0
@@ -262,13 +263,13 @@ def _patched_dicomdir(old: bytes, new: bytes) -> bytes:
 ], ids=["offset-nowhere", "loop"])
 def test_dicomdir_with_broken_links_is_refused(old, new):
     data = make_zip([("DICOMDIR", _patched_dicomdir(old, new))])
-    refused(sanitize_zip(data, copy_clean, allow_all, ArchiveLimits()), "corrupt")
+    refused(sanitize_zip(data, copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
 @needs_dicom_profile
 def test_ultrasound_cine_zip():
     data = CINE_ZIP.read_bytes()
-    v = sanitize_zip(data, engine_clean, sanitize_all, ArchiveLimits())
+    v = sanitize_zip(data, engine_clean, sanitize_all, EngineLimits())
     assert v.refused is None, v.detail
     out = read_zip(v.output)
     assert list(out) == ["GREYSCALE_CINE.dcm"]
@@ -320,7 +321,7 @@ def test_allowed_text_member_passes_unchanged():
         return Verdict(format="dicom", content="dicom", output=b"cleaned", actions=["metadata_removed"])
 
     v = sanitize_zip(make_zip([("IM0001.dcm", ct), ("notes.txt", text)]), clean,
-                     lambda kind: {"dicom": "sanitize", "other": "allow"}[kind], ArchiveLimits())
+                     lambda kind: {"dicom": "sanitize", "other": "allow"}[kind], EngineLimits())
     assert v.refused is None, v.detail
     assert read_zip(v.output) == {"IM0001.dcm": b"cleaned", "notes.txt": text}
     assert calls == [ct]  # the text was never handed to the cleaner
@@ -329,7 +330,7 @@ def test_allowed_text_member_passes_unchanged():
 def test_blocked_member_kind_refuses_the_whole_archive():
     ct = dicom_bytes(get_testdata_file("CT_small.dcm"))
     data = make_zip([("IM0001.dcm", ct), ("SMITH_JOHN.txt", b"whatever")])
-    v = sanitize_zip(data, copy_clean, lambda kind: "sanitize" if kind == "dicom" else "block", ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, lambda kind: "sanitize" if kind == "dicom" else "block", EngineLimits())
     refused(v, "unsupported_format")
     assert "member 2 of 2" in v.detail and "SMITH" not in v.detail
 
@@ -341,7 +342,7 @@ def test_refused_member_refuses_the_archive_by_index_and_kind():
         return Verdict(format="png", content="image", refused="corrupt", detail="the PNG is truncated")
 
     v = sanitize_zip(make_zip([("a.txt", b"x"), ("SMITH_JOHN_19650412.png", png)]), clean,
-                     lambda kind: "sanitize" if kind == "image" else "allow", ArchiveLimits())
+                     lambda kind: "sanitize" if kind == "image" else "allow", EngineLimits())
     refused(v, "corrupt")
     assert v.detail == "archive member 2 of 2 (image) was refused: the PNG is truncated"
 
@@ -358,7 +359,7 @@ def test_rebuilt_zip_has_no_comments_extra_fields_or_timestamps_and_keeps_order(
         z.writestr(a, b"payload two" * 50)
         z.writestr(stored, b"payload one")
         z.comment = b"Export for J. Smith"
-    v = sanitize_zip(buf.getvalue(), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(buf.getvalue(), copy_clean, allow_all, EngineLimits())
     assert v.refused is None, v.detail
     with zipfile.ZipFile(io.BytesIO(v.output)) as z:
         infos = z.infolist()
@@ -371,19 +372,19 @@ def test_rebuilt_zip_has_no_comments_extra_fields_or_timestamps_and_keeps_order(
     assert b"Smith" not in v.output and b"Jones" not in v.output and b"UT\x05\x00" not in v.output
     assert v.removed["archive_comment"] == 2 and v.removed["archive_extra_field"] == 1
     assert v.actions == ["metadata_removed"]
-    assert sanitize_zip(buf.getvalue(), copy_clean, allow_all, ArchiveLimits()).output == v.output  # deterministic
+    assert sanitize_zip(buf.getvalue(), copy_clean, allow_all, EngineLimits()).output == v.output  # deterministic
 
 
 @pytest.mark.parametrize("name", ["../../etc/cron.d/job", "/etc/passwd", "C:/Windows/x.dcm", "a\\..\\..\\b.dcm",
                                   "ok/../../escape.dcm"])
 def test_unsafe_member_path_is_refused(name):
-    refused(sanitize_zip(make_zip([("fine.txt", b"x"), (name, b"y")]), copy_clean, allow_all, ArchiveLimits()),
+    refused(sanitize_zip(make_zip([("fine.txt", b"x"), (name, b"y")]), copy_clean, allow_all, EngineLimits()),
             "corrupt")
 
 
 def test_nul_in_member_name_is_refused():
     data = make_zip([("abcdef.txt", b"y")]).replace(b"abcdef", b"abc\x00ef")
-    refused(sanitize_zip(data, copy_clean, allow_all, ArchiveLimits()), "corrupt")
+    refused(sanitize_zip(data, copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
 def test_encrypted_member_is_refused():
@@ -391,7 +392,7 @@ def test_encrypted_member_is_refused():
     data[6] |= 1  # general purpose flag, local header
     cd = data.rindex(b"PK\x01\x02")
     data[cd + 8] |= 1  # and the central directory's
-    v = sanitize_zip(bytes(data), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(bytes(data), copy_clean, allow_all, EngineLimits())
     refused(v, "unsupported_format")
     assert v.detail == "encrypted archive member"
 
@@ -402,17 +403,17 @@ def test_encrypted_member_is_refused():
 @pytest.mark.parametrize("cut", [0.5, 0.9, 0.99])
 def test_truncated_zip_is_refused(cut):
     data = make_zip([("a.bin", os.urandom(20_000)), ("b.bin", os.urandom(20_000))])
-    refused(sanitize_zip(data[:int(len(data) * cut)], copy_clean, allow_all, ArchiveLimits()), "corrupt")
+    refused(sanitize_zip(data[:int(len(data) * cut)], copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
 def test_crc_error_is_refused():
     data = bytearray(make_zip([("a.bin", b"A" * 1000)], method=zipfile.ZIP_STORED))
     data[30 + len("a.bin") + 500] ^= 0xFF  # one byte of the stored data
-    refused(sanitize_zip(bytes(data), copy_clean, allow_all, ArchiveLimits()), "corrupt")
+    refused(sanitize_zip(bytes(data), copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
 def test_not_a_zip_is_refused():
-    refused(sanitize_zip(b"PK\x03\x04" + b"\x00" * 100, copy_clean, allow_all, ArchiveLimits()), "corrupt")
+    refused(sanitize_zip(b"PK\x03\x04" + b"\x00" * 100, copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
 # -- bombs and limits ------------------------------------------------------------------------
@@ -420,14 +421,14 @@ def test_not_a_zip_is_refused():
 
 def test_high_ratio_zip_bomb_is_refused():
     data = make_zip([("zeros.dcm", bytes(64 * 1024 * 1024))])  # 64 MiB of zeros: ~64 KiB deflated
-    v = sanitize_zip(data, copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, allow_all, EngineLimits())
     refused(v, "too_large")
     assert "zip bomb" in v.detail
 
 
 def test_small_members_that_compress_well_are_fine():
     # A few KiB of DICOM padding compresses past 200:1 without being a bomb.
-    v = sanitize_zip(make_zip([("pad.bin", bytes(500_000))]), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(make_zip([("pad.bin", bytes(500_000))]), copy_clean, allow_all, EngineLimits())
     assert v.refused is None, v.detail
 
 
@@ -437,18 +438,18 @@ def test_declared_sizes_that_lie_are_caught_while_inflating():
     data[22:26] = struct.pack("<I", 100 * 1024)
     cd = data.rindex(b"PK\x01\x02")
     data[cd + 24:cd + 28] = struct.pack("<I", 100 * 1024)
-    v = sanitize_zip(bytes(data), copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(bytes(data), copy_clean, allow_all, EngineLimits())
     assert v.refused in ("corrupt", "too_large") and v.output is None
 
 
 def test_member_size_limit():
     data = make_zip([("big.bin", os.urandom(300_000))])
-    refused(sanitize_zip(data, copy_clean, allow_all, ArchiveLimits(max_member_bytes=200_000)), "too_large")
+    refused(sanitize_zip(data, copy_clean, allow_all, EngineLimits(max_archive_member_bytes=200_000)), "too_large")
 
 
 def test_member_count_bomb_is_refused():
     data = make_zip([(f"f{i}", b"") for i in range(10_001)], method=zipfile.ZIP_STORED)
-    v = sanitize_zip(data, copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, allow_all, EngineLimits())
     refused(v, "too_large")
     assert "10001 files" in v.detail
 
@@ -476,7 +477,7 @@ def test_fully_overlapping_entries_bomb_is_refused():
     local = _local(b"k", kernel, crc)
     cd = b"".join(_central(f"m{i}".encode(), len(kernel), crc, 0) for i in range(50))
     data = local + cd + _eocd(50, len(cd), len(local))
-    v = sanitize_zip(data, copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, allow_all, EngineLimits())
     refused(v, "too_large")
     assert "overlap" in v.detail
 
@@ -491,13 +492,13 @@ def test_quoted_overlap_bomb_is_refused():
     first = _local(b"a", second, zlib.crc32(second))  # stored data that *is* member 2
     cd = _central(b"a", len(second), zlib.crc32(second), 0) + _central(b"b", len(inner), crc2, 30 + 1)
     data = first + cd + _eocd(2, len(cd), len(first))
-    v = sanitize_zip(data, copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, allow_all, EngineLimits())
     refused(v, "too_large")
     assert "overlap" in v.detail
 
 
 def test_nesting_depth():
-    limits = ArchiveLimits(max_depth=3)
+    limits = EngineLimits(max_archive_depth=3)
     level = make_zip([("leaf.txt", b"leaf")])
     for _ in range(2):
         level = make_zip([("inner.zip", level)])
@@ -510,7 +511,7 @@ def test_nesting_depth():
 
 def test_nested_archives_share_one_budget():
     # Each level stays under the per-archive limit; together they do not.
-    limits = ArchiveLimits(max_total_bytes=1_000_000, max_ratio=1e9)
+    limits = EngineLimits(max_archive_bytes=1_000_000, max_archive_ratio=1e9)
     inner = make_zip([("a.bin", bytes(400_000)), ("b.bin", bytes(400_000))])
     outer = make_zip([("one.zip", inner), ("two.zip", inner)])
     v = sanitize_zip(outer, nested_clean(limits), sanitize_all, limits)
@@ -529,7 +530,7 @@ def test_member_names_renamed_consistently_without_hints():
         ("export/Jane Doe 2024-01-05.txt", b"4"),
         ("export/IM0003.dcm", b"5"),
     ])
-    v = sanitize_zip(data, copy_clean, allow_all, ArchiveLimits())
+    v = sanitize_zip(data, copy_clean, allow_all, EngineLimits())
     assert v.refused is None, v.detail
     names = list(read_zip(v.output))
     folder = names[0]
@@ -554,7 +555,7 @@ def test_member_verdicts_add_up():
                        findings=[Finding("person_name", "pixels", "ocr.name", (1, 2, 3, 4))])
 
     png = b"\x89PNG\r\n\x1a\n" + bytes(64)
-    v = sanitize_zip(make_zip([("a.png", png), ("b.png", png)]), clean, sanitize_all, ArchiveLimits())
+    v = sanitize_zip(make_zip([("a.png", png), ("b.png", png)]), clean, sanitize_all, EngineLimits())
     assert v.refused is None, v.detail
     assert v.actions == ["metadata_removed", "pixels_redacted"]
     assert v.removed["png_text"] == 4

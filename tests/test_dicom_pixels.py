@@ -29,7 +29,7 @@ from pictures import font
 from scrubgate.engine.dicom import codecs, read, write
 from scrubgate.engine.dicom.pixels import ScanStats, check_pixels, clean_pixels, needs_scan
 from scrubgate.engine.pixels import PixelOptions
-from scrubgate.engine.raster import Limits
+from scrubgate.engine.limits import EngineLimits
 from scrubgate.engine.verdict import Refused
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -37,7 +37,7 @@ ULTRASOUNDS = Path(pytest.importorskip("deid_data").__file__).parent / "data" / 
 DCMDUMP, DCM2PNM, DCMJ2PNM, DCML2PNM, DCMCJPEG = (shutil.which(t) for t in (
     "dcmdump", "dcm2pnm", "dcmj2pnm", "dcml2pnm", "dcmcjpeg"))
 OPTIONS = PixelOptions()
-LIMITS = Limits()
+LIMITS = EngineLimits()
 PLANTED = "SMITH^JOHN  NHS 943 476 5919"
 NEEDLES = ("SMITH", "9434765919")
 BAND = 56  # rows: the planted banner lives above this line; nothing below may change
@@ -566,7 +566,7 @@ def test_pixel_bombs_are_refused_before_decoding():
         assert e.value.reason == "too_large"
     ds = _mr(NumberOfFrames=400)
     with pytest.raises(Refused) as e:
-        check_pixels(ds, Limits(max_total_pixels=64 * 64 * 300))
+        check_pixels(ds, EngineLimits(max_total_pixels=64 * 64 * 300))
     assert e.value.reason == "too_large"
 
 

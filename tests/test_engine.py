@@ -7,7 +7,7 @@ import pytest
 
 from samples import (PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture,
                      png_with_metadata, webp_with_metadata)
-from scrubgate.engine import EngineOptions, sanitize, sniff
+from scrubgate.engine import EngineLimits, EngineOptions, sanitize, sniff
 
 
 def _jpeg_scan(data: bytes) -> bytes:
@@ -81,7 +81,7 @@ def test_decompression_bomb_dimensions_are_refused():
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
     chunk = lambda t, b: struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))  # noqa: E731
     bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
-    v = sanitize(bomb, EngineOptions(max_pixels=50_000_000))
+    v = sanitize(bomb, EngineOptions(limits=EngineLimits(max_pixels=50_000_000)))
     assert v.refused == "too_large"
 
 

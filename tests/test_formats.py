@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw, features
 
 from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture, plant
-from scrubgate.engine import EngineOptions, Refused, bmp, gif, heif, jpeg, png, raster, sanitize, tiff, webp
+from scrubgate.engine import EngineLimits, EngineOptions, Refused, bmp, gif, heif, jpeg, png, sanitize, tiff, webp
 
 META_ONLY = EngineOptions(pixels=False)  # the pixel scanner has its own tests
-LIMITS = raster.Limits()
+LIMITS = EngineLimits()
 HAS_AVIF = features.check("avif")
 
 # Tags a multi-page TIFF legitimately has in IFD1, IFD2, ... (exiftool names its pages that way).
@@ -435,7 +435,7 @@ def _tiff_size(width: int, height: int) -> bytes:
 
 def test_absurd_dimensions_are_refused_before_decoding():
     for data, module in ((_gif_screen(60000, 60000), gif), (_tiff_size(100000, 100000), tiff)):
-        v = sanitize(data, EngineOptions(pixels=False, max_pixels=50_000_000))
+        v = sanitize(data, EngineOptions(pixels=False, limits=EngineLimits(max_pixels=50_000_000)))
         assert v.refused == "too_large", v
         with pytest.raises(Refused) as e:
             module.decode(data, LIMITS)
@@ -448,17 +448,17 @@ def test_absurd_dimensions_are_refused_before_decoding():
 
 
 def test_pixel_limit_applies_to_every_format(tmp_path):
-    small = EngineOptions(pixels=False, max_pixels=1000)
+    small = EngineOptions(pixels=False, limits=EngineLimits(max_pixels=1000))
     for name, data in _samples(tmp_path).items():
         assert sanitize(data, small).refused == "too_large", name
-    tiny = raster.Limits(max_pixels=1000)
+    tiny = EngineLimits(max_pixels=1000)
     for module, data in ((gif, gif_with_metadata(tmp_path)), (heif, heic_with_metadata()),
                          (bmp, encode(picture(), "BMP")), (jpeg, encode(picture(), "JPEG")),
                          (png, encode(picture(), "PNG")), (webp, encode(picture(), "WEBP"))):
         with pytest.raises(Refused) as e:
             module.decode(data, tiny)
         assert e.value.reason == "too_large"
-    frames = raster.Limits(max_frames=3)
+    frames = EngineLimits(max_frames=3)
     with pytest.raises(Refused) as e:
         gif.decode(animated_gif_with_metadata(tmp_path), frames)
     assert e.value.reason == "too_large"

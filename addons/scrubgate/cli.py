@@ -83,6 +83,8 @@ with the field it concerns, e.g. rules[2].content), 2 on usage errors."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine.limits import FACES_MODES, TEXT_MODES
+
     parser = argparse.ArgumentParser(prog="scrubgate", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"scrubgate {__version__}")
@@ -144,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     san.add_argument("--service", metavar="NAME",
                      help="apply the policy as for uploads to this catalogue service (e.g. slack); "
                           "default: as for any plain-HTTPS service")
-    san.add_argument("--text", choices=("identifiers", "all", "none"),
+    san.add_argument("--text", choices=TEXT_MODES,
                      help="override the policy: burned-in text to paint out (identifiers: lines "
                           "carrying names, IDs, dates...; all: every word; none: metadata, codes "
                           "and faces only)")
-    san.add_argument("--faces", choices=("blur", "block", "keep"),
+    san.add_argument("--faces", choices=FACES_MODES,
                      help="override the policy: what to do with faces in photographs")
     san.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
                      help="deployment secret for DICOM UIDs and dates, as the gateway uses (default: "
@@ -246,7 +248,7 @@ def policy_check(path: str) -> int:
     print("  dicom: " + ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in dicom.items()))
     lim = policy.limits
     print(f"  limits: body {lim.max_body_bytes} bytes, {lim.max_payloads} files/request, "
-          f"{lim.max_pixels} pixels, {lim.job_timeout_seconds:g} s/job, queue {lim.max_queue}")
+          f"{lim.engine.max_pixels} pixels, {lim.job_timeout_seconds:g} s/job, queue {lim.max_queue}")
     print(f"  approved channel: {policy.approved_channel.name} <{policy.approved_channel.url}>")
     print(f"  sha256: {policy.sha256}")
     print()

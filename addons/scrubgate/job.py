@@ -162,10 +162,8 @@ def inspect_body(job: BodyJob) -> BodyOutcome:
         return on_failure(plan.fail_open, "too_large", f"request carries {len(payloads)} files, over the limit")
 
     options = EngineOptions(
-        max_pixels=plan.limits.max_pixels, text=plan.text, faces=plan.faces, dicom=plan.dicom,
-        archive_members=tuple((c, plan.actions.get(c, "block")) for c in ("image", "dicom", "archive", "other")),
-        max_archive_members=plan.limits.max_archive_members, max_archive_bytes=plan.limits.max_archive_bytes,
-        max_archive_depth=plan.limits.max_archive_depth)
+        limits=plan.limits.engine, text=plan.text, faces=plan.faces, dicom=plan.dicom,
+        archive_members=tuple((c, plan.actions.get(c, "block")) for c in ("image", "dicom", "archive", "other")))
     outcomes: list[PayloadOutcome] = []
     failed_open = False
     for p in payloads:

@@ -129,14 +129,14 @@ class Sanitizer:
             try:
                 from scrubgate.engine.dicom import DicomOptions, sanitize as dicom_sanitize
                 from scrubgate.engine.pixels import PixelOptions
-                from scrubgate.engine.raster import Limits
+                from scrubgate.engine.limits import EngineLimits
                 from scrubgate.engine.verdict import Refused
             except Exception as e:  # noqa: BLE001
                 return Outcome(None, "engine_unavailable",
                                f"scrubgate.engine.dicom does not import ({type(e).__name__}: {e})",
                                time.perf_counter() - t0, route)
             try:
-                v = dicom_sanitize(data, DicomOptions(secret=TEST_SECRET), PixelOptions(), Limits())
+                v = dicom_sanitize(data, DicomOptions(secret=TEST_SECRET), PixelOptions(), EngineLimits())
             except Refused as e:
                 return Outcome(None, e.reason, e.detail, time.perf_counter() - t0, route)
             except Exception as e:  # noqa: BLE001 -- a bug in the engine: counted as a refusal, not a crash

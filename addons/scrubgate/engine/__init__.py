@@ -12,21 +12,20 @@ from dataclasses import dataclass, field, replace
 
 from . import archive, bmp, dicom, gif, heif, jpeg, ocr, png, pixels, tiff, webp
 from .dicom import DicomOptions
+from .limits import FACES_MODES, TEXT_MODES, EngineLimits, FacesMode, TextMode
 from .ocr import DEFAULT_LANGUAGES, OcrUnavailable
 from .text.models import ModelUnavailable
-from .raster import Limits
 from .sniff import Sniffed, sniff
 from .verdict import Finding, Refused, Verdict
 
-__all__ = ["DicomOptions", "EngineOptions", "Finding", "Refused", "Sniffed", "Verdict", "sanitize", "sniff", "warm_up"]
+__all__ = ["FACES_MODES", "TEXT_MODES", "DicomOptions", "EngineLimits", "EngineOptions", "FacesMode", "TextMode", "Finding", "Refused", "Sniffed", "Verdict", "sanitize", "sniff", "warm_up"]
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    max_pixels: int = 100_000_000  # decompression-bomb guard: 100 MP, above any phone camera
-    max_frames: int = 500  # GIF frames, TIFF pages
-    text: str = "identifiers"  # burned-in text to redact: "identifiers", "all" or "none"
-    faces: str = "blur"  # faces in photographs: "blur", "block" or "keep"
+    limits: EngineLimits = EngineLimits()  # bombs, animations, archives
+    text: TextMode = "identifiers"  # burned-in text to redact
+    faces: FacesMode = "blur"  # faces in photographs
     pixels: bool = True  # False: metadata only (no OCR, barcodes or faces)
     languages: str = DEFAULT_LANGUAGES  # Tesseract language models
     dicom: DicomOptions = field(default_factory=DicomOptions)  # Annex E options and the UID key
@@ -34,9 +33,6 @@ class EngineOptions:
     # "sanitize", "allow", "monitor" or "block"); kinds not named are blocked.
     archive_members: tuple[tuple[str, str], ...] = (
         ("image", "sanitize"), ("dicom", "sanitize"), ("archive", "sanitize"))
-    max_archive_members: int = 10_000
-    max_archive_bytes: int = 2 * 1024**3  # uncompressed, summed over members
-    max_archive_depth: int = 3  # a zip in a zip in a zip
 
 
 # One module per format family. Each has `strip(data, max_pixels) -> Verdict`
@@ -75,7 +71,7 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
     try:
         if kind.format == "dicom":
             return dicom.sanitize(data, _dicom_options(options), _pixel_options(options, hints) if options.pixels
-                                  else None, _limits(options), extra_hints=hints)
+                                  else None, options.limits, extra_hints=hints)
         if kind.format == "zip":
             return _sanitize_zip(data, options, depth, hints)
         module = _FORMATS.get(kind.format)
@@ -86,13 +82,13 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
         scan = options.pixels and kind.content == "image"
         deferred = getattr(module, "strip_deferred", None) if scan else None
         if deferred is None:
-            verdict = module.strip(data, options.max_pixels)
+            verdict = module.strip(data, options.limits.max_pixels)
             if scan:
                 _scan_pixels(module, data, options, verdict, hints)
             return verdict
         # A format whose metadata only goes by encoding again (HEIF): encode once,
         # after the scan, unless redacting the pixels already re-encoded it.
-        verdict, finish = deferred(data, options.max_pixels)
+        verdict, finish = deferred(data, options.limits.max_pixels)
         _scan_pixels(module, data, options, verdict, hints)
         if finish is not None:
             if "pixels_redacted" not in verdict.actions:
@@ -113,16 +109,9 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
 
 def _sanitize_zip(data: bytes, options: EngineOptions, depth: int, hints) -> Verdict:
     actions = dict(options.archive_members)
-    limits = archive.ArchiveLimits(max_members=options.max_archive_members,
-                                   max_total_bytes=options.max_archive_bytes,
-                                   max_depth=options.max_archive_depth)
     return archive.sanitize_zip(
         data, lambda member, hints: _sanitize(member, options, depth + 1, hints),
-        lambda content: actions.get(content, "block"), limits, depth=depth, hints=hints)
-
-
-def _limits(options: EngineOptions) -> Limits:
-    return Limits(max_pixels=options.max_pixels, max_frames=options.max_frames)
+        lambda content: actions.get(content, "block"), options.limits, depth=depth, hints=hints)
 
 
 def _pixel_options(options: EngineOptions, hints: tuple[tuple[str, str], ...]) -> pixels.PixelOptions:
@@ -139,7 +128,7 @@ def _dicom_options(options: EngineOptions) -> DicomOptions:
 
 
 def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict, hints) -> None:
-    decoded = module.decode(data, _limits(options))
+    decoded = module.decode(data, options.limits)
     changed, findings = pixels.scan(decoded, _pixel_options(options, hints))
     verdict.findings.extend(findings)
     if changed:

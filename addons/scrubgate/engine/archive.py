@@ -39,23 +39,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import dicom, hints as hint_values
+from .limits import EngineLimits
 from .recognizers import find_identifiers
 from .sniff import sniff
 from .verdict import IDENTIFIER_KINDS, Finding, Refused, Verdict
 
-__all__ = ["ArchiveLimits", "sanitize_zip"]
+__all__ = ["sanitize_zip"]
 
 Hints = tuple[tuple[str, str], ...]
 CleanMember = Callable[[bytes, Hints], Verdict]
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    max_members: int = 10_000
-    max_total_bytes: int = 2 * 1024**3  # uncompressed, summed (over nested archives too)
-    max_member_bytes: int = 512 * 1024**2
-    max_ratio: float = 200.0  # uncompressed/compressed, per member and overall
-    max_depth: int = 3  # archive levels: a zip in a zip in a zip
 
 
 # Deflate cannot do better than about 1:1032, but small members full of zeros
@@ -116,7 +108,7 @@ _BUDGET: ContextVar[_Budget | None] = ContextVar("scrubgate_archive_budget", def
 
 
 def sanitize_zip(data: bytes, clean_member: CleanMember, member_action: Callable[[str], str],
-                 limits: ArchiveLimits = ArchiveLimits(), depth: int = 0, hints: Hints = ()) -> Verdict:
+                 limits: EngineLimits = EngineLimits(), depth: int = 0, hints: Hints = ()) -> Verdict:
     """Clean a ZIP archive. Never raises: failures come back as a refused Verdict.
 
     `clean_member(bytes, study_hints)` cleans one member (nested archives
@@ -126,7 +118,7 @@ def sanitize_zip(data: bytes, clean_member: CleanMember, member_action: Callable
     from an enclosing archive.
     """
     outer = _BUDGET.get() if depth > 0 else None
-    token = _BUDGET.set(outer or _Budget(limits.max_members, limits.max_total_bytes))
+    token = _BUDGET.set(outer or _Budget(limits.max_archive_members, limits.max_archive_bytes))
     try:
         return _Archive(data, clean_member, member_action, limits, depth, hints, _BUDGET.get()).sanitize()
     except Refused as e:
@@ -172,7 +164,7 @@ class _Archive:
     data: bytes
     clean_member: CleanMember
     member_action: Callable[[str], str]
-    limits: ArchiveLimits
+    limits: EngineLimits
     depth: int
     hints: Hints
     budget: _Budget
@@ -190,8 +182,8 @@ class _Archive:
     # -- 1. the central directory ------------------------------------------------
 
     def sanitize(self) -> Verdict:
-        if self.depth >= self.limits.max_depth:
-            raise Refused("too_large", f"archives are nested more than {self.limits.max_depth} deep")
+        if self.depth >= self.limits.max_archive_depth:
+            raise Refused("too_large", f"archives are nested more than {self.limits.max_archive_depth} deep")
         try:
             zf = zipfile.ZipFile(io.BytesIO(self.data))
         except zipfile.LargeZipFile:
@@ -218,8 +210,8 @@ class _Archive:
     def _check_directory(self, zf: zipfile.ZipFile) -> None:
         infos = zf.infolist()
         n = len(infos)
-        if n > self.limits.max_members:
-            raise Refused("too_large", f"the archive holds {n} files, over the limit of {self.limits.max_members}")
+        if n > self.limits.max_archive_members:
+            raise Refused("too_large", f"the archive holds {n} files, over the limit of {self.limits.max_archive_members}")
         self.budget.take_members(n)
         seen: set[str] = set()
         total = 0
@@ -239,16 +231,16 @@ class _Archive:
             self.members.append(_Member(i, info, is_dir))
             if is_dir:
                 continue
-            if info.file_size > self.limits.max_member_bytes:
+            if info.file_size > self.limits.max_archive_member_bytes:
                 raise Refused("too_large", f"{where} inflates to more than the limit per file")
-            if info.file_size > _RATIO_FLOOR and info.file_size > self.limits.max_ratio * max(info.compress_size, 1):
-                raise Refused("too_large", f"{where} inflates over {self.limits.max_ratio:g} times its size "
+            if info.file_size > _RATIO_FLOOR and info.file_size > self.limits.max_archive_ratio * max(info.compress_size, 1):
+                raise Refused("too_large", f"{where} inflates over {self.limits.max_archive_ratio:g} times its size "
                                            "(a zip bomb)")
             total += info.file_size
-        if total > self.limits.max_total_bytes:
+        if total > self.limits.max_archive_bytes:
             raise Refused("too_large", "the archive inflates to more than the limit")
-        if total > _RATIO_FLOOR and total > self.limits.max_ratio * len(self.data):
-            raise Refused("too_large", f"the archive inflates over {self.limits.max_ratio:g} times its size "
+        if total > _RATIO_FLOOR and total > self.limits.max_archive_ratio * len(self.data):
+            raise Refused("too_large", f"the archive inflates over {self.limits.max_archive_ratio:g} times its size "
                                        "(a zip bomb)")
         self._check_layout(infos, zf.start_dir)
 
@@ -400,7 +392,7 @@ class _Archive:
     def _inflate(self, zf: zipfile.ZipFile, m: _Member, budgeted: bool) -> bytes:
         """One member's bytes, inflated in chunks under the caps (declared sizes lie)."""
         where = f"archive member {m.index} of {len(self.members)}"
-        cap = min(m.info.file_size, self.limits.max_member_bytes)
+        cap = min(m.info.file_size, self.limits.max_archive_member_bytes)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -416,8 +408,8 @@ class _Archive:
             raise Refused("corrupt", f"{where} is damaged (bad checksum or truncated)") from None
         if size != m.info.file_size:
             raise Refused("corrupt", f"{where} is damaged (its size does not match the directory)")
-        if size > _RATIO_FLOOR and size > self.limits.max_ratio * max(m.info.compress_size, 1):
-            raise Refused("too_large", f"{where} inflates over {self.limits.max_ratio:g} times its size (a zip bomb)")
+        if size > _RATIO_FLOOR and size > self.limits.max_archive_ratio * max(m.info.compress_size, 1):
+            raise Refused("too_large", f"{where} inflates over {self.limits.max_archive_ratio:g} times its size (a zip bomb)")
         if budgeted:
             self.budget.take_bytes(size)
         return b"".join(chunks)

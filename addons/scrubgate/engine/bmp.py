@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from . import raster
+from .limits import EngineLimits
 from .verdict import Finding, Refused, Verdict, finish
 
 _HEADER_SIZES = {12, 40, 52, 56, 108, 124}
@@ -155,7 +156,7 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
 
 
 
-def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     from PIL import Image
 
     bmp = _parse(data)

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import raster
+from .limits import EngineLimits
 from .metadata import inspect_iptc, inspect_xmp
 from .verdict import Finding, Refused, Verdict, finish
 
@@ -218,7 +219,7 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
 
 
 
-def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     from PIL import Image
 
     parsed = _parse(data)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import raster
+from .limits import EngineLimits
 from .metadata import inspect_exif, inspect_xmp
 from .verdict import Finding, Refused, Verdict
 
@@ -354,7 +355,7 @@ def strip_deferred(data: bytes, max_pixels: int) -> tuple[Verdict, Callable[[], 
     except _errors() as e:
         raise _failed(e, "HEIF") from None
     count = getattr(im, "n_frames", 1) if c.avif else 1  # an AVIF sequence is re-encoded whole
-    raster.check_size(w, h, count, raster.Limits(max_pixels=max_pixels), "HEIF")
+    raster.check_size(w, h, count, EngineLimits(max_pixels=max_pixels), "HEIF")
     removed = c.counts(has_alpha)
     if c.sequence and not (c.avif and count > 1):
         removed["heif_sequence"] += 1
@@ -385,7 +386,7 @@ def strip_deferred(data: bytes, max_pixels: int) -> tuple[Verdict, Callable[[], 
     return verdict, finish
 
 
-def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     c = _container(data)
     try:
         if c.avif:

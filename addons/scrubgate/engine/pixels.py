@@ -24,14 +24,15 @@ from PIL import Image, ImageDraw
 
 from . import barcodes, faces, ocr, text
 from .boxes import Box, grow, overlap
+from .limits import FacesMode, TextMode
 from .raster import Decoded
 from .verdict import Finding, Refused
 
 
 @dataclass(frozen=True)
 class PixelOptions:
-    text: str = "identifiers"  # "identifiers", "all" or "none" (barcodes and faces still apply)
-    faces: str = "blur"  # "blur", "block" or "keep"
+    text: TextMode = "identifiers"  # barcodes and faces still apply with "none"
+    faces: FacesMode = "blur"
     languages: str = ocr.DEFAULT_LANGUAGES
     # Values known to identify this patient (a DICOM header's name, IDs, dates),
     # as (kind, value): OCR'd lines that fuzzily contain one are redacted.

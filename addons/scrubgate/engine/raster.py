@@ -16,18 +16,13 @@ from typing import Callable
 
 from PIL import Image
 
+from .limits import EngineLimits
+
 
 # What Pillow (and the codecs under it) raise on damaged input. Decoders turn
 # these into Refused("corrupt"), so a bad file is refused, never a crash.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error,
                  EOFError, MemoryError, ZeroDivisionError)
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_pixels: int = 100_000_000  # per frame; phone cameras top out near 50 MP
-    max_frames: int = 500  # GIF frames / TIFF pages / HEIC images
-    max_total_pixels: int = 400_000_000  # summed over frames: an animation is no bomb either
 
 
 @dataclass
@@ -41,7 +36,7 @@ class Decoded:
     notes: list[str] = field(default_factory=list)
 
 
-def check_size(width: int, height: int, frames: int, limits: Limits, what: str) -> None:
+def check_size(width: int, height: int, frames: int, limits: EngineLimits, what: str) -> None:
     """Refuse bombs from the header, before a single pixel is allocated."""
     from .verdict import Refused
 

@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from . import raster
+from .limits import EngineLimits
 from .metadata import _EXIF_TAG_KINDS, inspect_iptc, inspect_xmp
 from .verdict import Finding, Refused, Verdict, finish
 
@@ -59,7 +60,7 @@ _GEOTIFF = {33550, 33922, 34264, 34735, 34736, 34737}
 # Descriptive text in IFD0 that metadata._EXIF_TAG_KINDS does not name.
 _TEXT_TAGS = {269: "document_name", 271: "make", 272: "model", 285: "page_name", 305: "software",
               316: "host_computer"}
-_MAX_PAGES = 1000  # strip only knows max_pixels; decode uses Limits.max_frames
+_MAX_PAGES = 1000  # strip only knows max_pixels; decode uses EngineLimits.max_frames
 _MAX_ENTRIES = 4096
 
 
@@ -368,7 +369,7 @@ def _transpose(orientation: int):
             8: Image.Transpose.ROTATE_90}.get(orientation)
 
 
-def decode(data: bytes, limits: raster.Limits) -> raster.Decoded:
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
     t = _Tiff(data)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..engine.dicom.options import LONGITUDINAL, DicomOptions
+from ..engine.limits import FACES_MODES, TEXT_MODES, EngineLimits, FacesMode, TextMode
 from ..engine.verdict import CONTENT_KINDS
 from .catalogue import MEDIA, Service, ServiceCatalogue
 from .validate import PolicyError, Reader, load_yaml
@@ -36,14 +37,13 @@ class Rule:
 
 @dataclass(frozen=True)
 class Limits:
+    """The policy's `limits:` block: the request's bounds, and the engine's own record
+    (written flat in the YAML: max_pixels, max_archive_*)."""
     max_body_bytes: int = 50 * 1024 * 1024
     max_payloads: int = 32
-    max_pixels: int = 100_000_000
     job_timeout_seconds: float = 30.0
     max_queue: int = 64
-    max_archive_members: int = 10_000
-    max_archive_bytes: int = 2 * 1024**3  # uncompressed, summed over an archive's members
-    max_archive_depth: int = 3
+    engine: EngineLimits = EngineLimits()
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class Plan:
     actions: dict[str, str]  # content kind -> action
     fail_open: bool
     limits: Limits
-    text: str
-    faces: str = "blur"
+    text: TextMode
+    faces: FacesMode = "blur"
     dicom: DicomOptions = field(default_factory=DicomOptions)  # with the deployment key filled in
 
 
@@ -70,8 +70,8 @@ class Policy:
     version: str
     description: str
     fail: str  # "closed" or "open"
-    text: str  # "identifiers", "all" or "none": burned-in text to redact
-    faces: str  # "blur", "block" or "keep": faces in photographs
+    text: TextMode  # burned-in text to redact
+    faces: FacesMode  # faces in photographs
     dicom: DicomOptions  # the Annex E options (the key is not policy: it comes from the deployment)
     chunked_uploads: str  # "block" or "allow"
     limits: Limits
@@ -120,19 +120,21 @@ class Policy:
         lm = r.mapping(m.get("limits", {}), "limits", {
             "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue",
             "max_archive_members", "max_archive_bytes", "max_archive_depth"})
-        d = Limits()
+        d, e = Limits(), EngineLimits()
         limits = Limits(
             max_body_bytes=int(r.number(lm, "max_body_bytes", "limits", d.max_body_bytes, 1024, 2**31)),
             max_payloads=int(r.number(lm, "max_payloads", "limits", d.max_payloads, 1, 256)),
-            max_pixels=int(r.number(lm, "max_pixels", "limits", d.max_pixels, 1, 2**31)),
             job_timeout_seconds=float(r.number(lm, "job_timeout_seconds", "limits", d.job_timeout_seconds,
                                                0.1, 600, integer=False)),
             max_queue=int(r.number(lm, "max_queue", "limits", d.max_queue, 1, 10000)),
-            max_archive_members=int(r.number(lm, "max_archive_members", "limits", d.max_archive_members,
-                                             1, 1_000_000)),
-            max_archive_bytes=int(r.number(lm, "max_archive_bytes", "limits", d.max_archive_bytes,
-                                           1024, 2**40)),
-            max_archive_depth=int(r.number(lm, "max_archive_depth", "limits", d.max_archive_depth, 0, 8)),
+            engine=replace(
+                e,
+                max_pixels=int(r.number(lm, "max_pixels", "limits", e.max_pixels, 1, 2**31)),
+                max_archive_members=int(r.number(lm, "max_archive_members", "limits", e.max_archive_members,
+                                                 1, 1_000_000)),
+                max_archive_bytes=int(r.number(lm, "max_archive_bytes", "limits", e.max_archive_bytes,
+                                               1024, 2**40)),
+                max_archive_depth=int(r.number(lm, "max_archive_depth", "limits", e.max_archive_depth, 0, 8))),
         )
         dicom = _dicom_options(r, m.get("dicom", {}))
         am = r.mapping(m.get("approved_channel", {}), "approved_channel", {"name", "url", "contact"},
@@ -172,8 +174,8 @@ class Policy:
             version=r.string(m, "version", "policy", "0") or "0",
             description=r.string(m, "description", "policy", "") or "",
             fail=r.choice(m, "fail", "policy", ("closed", "open"), "closed"),
-            text=r.choice(m, "text", "policy", ("identifiers", "all", "none"), "identifiers"),
-            faces=r.choice(m, "faces", "policy", ("blur", "block", "keep"), "blur"),
+            text=r.choice(m, "text", "policy", TEXT_MODES, "identifiers"),
+            faces=r.choice(m, "faces", "policy", FACES_MODES, "blur"),
             dicom=dicom,
             chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
             limits=limits,

@@ -21,7 +21,7 @@ import io
 from collections import Counter
 
 from ..pixels import PixelOptions
-from ..raster import Limits
+from ..limits import EngineLimits
 from ..verdict import Refused, Verdict
 from .options import LONGITUDINAL, DicomOptions
 
@@ -64,7 +64,7 @@ def hints_from_bytes(data: bytes) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-def sanitize(data: bytes, options: DicomOptions, pixel_options: PixelOptions | None, limits: Limits,
+def sanitize(data: bytes, options: DicomOptions, pixel_options: PixelOptions | None, limits: EngineLimits,
              extra_hints: tuple[tuple[str, str], ...] = ()) -> Verdict:
     """Clean one DICOM file. Raises Refused; the engine turns that into a refused Verdict.
 

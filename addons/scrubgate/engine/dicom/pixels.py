@@ -62,7 +62,8 @@ from PIL import Image
 from .. import barcodes, ocr
 from ..boxes import Box, overlap
 from ..pixels import PixelOptions, dedupe, merge_boxes, scan_frame
-from ..raster import Limits, check_size
+from ..limits import EngineLimits
+from ..raster import check_size
 from ..verdict import Finding, Refused
 from . import codecs
 
@@ -131,7 +132,7 @@ def needs_scan(ds) -> bool:
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _geometry(ds, limits: Limits) -> codecs.Geometry:
+def _geometry(ds, limits: EngineLimits) -> codecs.Geometry:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise Refused("corrupt", "the DICOM file has no transfer syntax")
@@ -140,7 +141,7 @@ def _geometry(ds, limits: Limits) -> codecs.Geometry:
     return geom
 
 
-def check_pixels(ds, limits: Limits) -> None:
+def check_pixels(ds, limits: EngineLimits) -> None:
     """For images that are not scanned: refuse pixel bombs and truncated or inconsistent
     pixel data from the header and the encapsulation alone, without decoding."""
     if "PixelData" not in ds:
@@ -454,7 +455,7 @@ def _reads_text(gray: np.ndarray, boxes: list[Box], languages: str) -> bool:
 # --- the scan ------------------------------------------------------------------------------------
 
 
-def clean_pixels(ds, options: PixelOptions, limits: Limits,
+def clean_pixels(ds, options: PixelOptions, limits: EngineLimits,
                  stats: ScanStats | None = None) -> tuple[bool, list[Finding]]:
     """Scan every frame, paint out what the scanner finds, write the pixels back in place.
 
