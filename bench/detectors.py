@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "addons"))
 from common_machine import machine  # noqa: E402
 
-from scrubgate.engine.text import detect  # noqa: E402
+from scrubgate.engine.scanner.text import detect  # noqa: E402
 
 
 def _wheel_file(package: str, relative: str) -> Path | None:

@@ -462,7 +462,7 @@ def main(argv=None) -> int:
     res["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     res["targets"] = targets(res)
     notes = [f"The engine's OCR backend in this process: {res['ocr_backend_in_engine']}; OMP_THREAD_LIMIT="
-             f"{os.environ.get('OMP_THREAD_LIMIT')} (set by scrubgate.engine.ocr at import).",
+             f"{os.environ.get('OMP_THREAD_LIMIT')} (set by scrubgate.engine.scanner.ocr at import).",
              "The 12 MP picture is synthetic (smooth colour field + Gaussian noise), so file sizes resemble a "
              "photo's; the metadata-only path copies the compressed data without decoding it, so its cost "
              "scales with bytes (JPEG: a numpy scan for the end of each scan, then one join).",

@@ -107,7 +107,7 @@ def upstream(tmp_path_factory, test_ca) -> Upstream:
 
 
 @dataclass
-class Gateway:
+class GatewayProcess:
     proc: subprocess.Popen
     port: int
     metrics_port: int
@@ -132,7 +132,7 @@ class Gateway:
 
 
 def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, extra: list[str] = (),
-                  env: dict[str, str] | None = None) -> Gateway:
+                  env: dict[str, str] | None = None) -> GatewayProcess:
     port, mport = free_ports(2)
     confdir, audit, log_path = tmp / "conf", tmp / "audit.jsonl", tmp / "gateway.log"
     cmd = [*SCRUBGATE, "run", "--listen-port", str(port), "--metrics-port", str(mport),
@@ -149,7 +149,7 @@ def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, ext
     wait_ready(proc, mport, log_path)
     trust = tmp / "trust.pem"
     trust.write_bytes((confdir / "mitmproxy-ca-cert.pem").read_bytes() + upstream.ca_pem.read_bytes())
-    return Gateway(proc, port, mport, confdir, audit, log_path, trust)
+    return GatewayProcess(proc, port, mport, confdir, audit, log_path, trust)
 
 
 def wait_ready(proc: subprocess.Popen, metrics_port: int, log_path: Path | None = None,
@@ -172,12 +172,12 @@ def wait_ready(proc: subprocess.Popen, metrics_port: int, log_path: Path | None 
     raise RuntimeError(f"gateway did not become ready in {seconds:g} s:\n{log()}")
 
 
-def stop_gateway(gw: Gateway) -> None:
+def stop_gateway(gw: GatewayProcess) -> None:
     stop_process(gw.proc)
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory, upstream) -> Gateway:
+def gateway(tmp_path_factory, upstream) -> GatewayProcess:
     gw = start_gateway(tmp_path_factory.mktemp("gateway"), upstream)
     yield gw
     stop_gateway(gw)

@@ -8,7 +8,6 @@ does not matter. A refused archive must come back with nothing of it (output Non
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -31,15 +30,6 @@ KEY = b"k" * 32
 DICOMDIR_SET = Path(get_testdata_file("DICOMDIR")).parent  # pydicom's dicomdirtests/
 CINE_ZIP = Path(pydicom.__file__).parent.parent / "deid_data" / "data" / "ultrasounds" / "GREYSCALE_CINE.zip"
 FIXED = (1980, 1, 1, 0, 0, 0)
-
-# The DICOM header profile lands in its own modules; until then the tests
-# that clean real DICOM files wait for it.
-needs_header = pytest.mark.skipif(importlib.util.find_spec("scrubgate.engine.dicom.header") is None,
-                                  reason="the DICOM header profile (engine/dicom/header.py) is not there yet")
-needs_dicom_profile = pytest.mark.skipif(
-    any(importlib.util.find_spec(f"scrubgate.engine.dicom.{m}") is None for m in ("header", "pixels")),
-    reason="the DICOM header profile (engine/dicom/header.py, pixels.py) is not there yet")
-
 
 # -- helpers ----------------------------------------------------------------------
 
@@ -122,7 +112,6 @@ def dicomdir_zip(base: str = "") -> bytes:
 # -- studies through the real engine ---------------------------------------------------
 
 
-@needs_dicom_profile
 def test_study_zip_names_neutralised_and_every_dicom_cleaned():
     ct = dicom_bytes(get_testdata_file("CT_small.dcm"), PatientName="Doe^Archibald", PatientID="77654033",
                      PatientBirthDate="19650412")
@@ -167,7 +156,6 @@ def test_study_zip_names_neutralised_and_every_dicom_cleaned():
     assert "metadata_removed" in v.actions
 
 
-@needs_dicom_profile
 @pytest.mark.parametrize("base", ["", "Doe_Peter/"])
 def test_dicomdir_layout_offsets_references_and_dcmdump(tmp_path, base):
     original = {p.relative_to(DICOMDIR_SET).as_posix(): pydicom.dcmread(p).SOPInstanceUID
@@ -219,7 +207,6 @@ def test_dicomdir_layout_offsets_references_and_dcmdump(tmp_path, base):
     assert not [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("E:")]
 
 
-@needs_header
 def test_allowed_dicomdir_keeps_files_but_follows_renamed_folders(tmp_path):
     """Policy "allow" for DICOM: files copied as they are, yet the folder named
     after the patient ID is renamed, and the DICOMDIR's File IDs follow it."""
@@ -234,7 +221,6 @@ def test_allowed_dicomdir_keeps_files_but_follows_renamed_folders(tmp_path):
         assert pydicom.dcmread(instance.path).SOPInstanceUID == instance.SOPInstanceUID
 
 
-@needs_header
 def test_dicom_media_layout_names_are_kept(tmp_path):
     """PT000000/ST000000/SE000000/IM00000J are the standard's own kind of names, not IDs."""
     tiny = DICOMDIR_SET / "TINY_ALPHA"
@@ -254,7 +240,6 @@ def _patched_dicomdir(old: bytes, new: bytes) -> bytes:
     return raw.replace(old, new, 1)
 
 
-@needs_header
 @pytest.mark.parametrize("old,new", [
     # the root's first record offset points into the middle of nowhere
     (b"\x04\x00\x00\x12UL\x04\x00" + struct.pack("<I", 396), b"\x04\x00\x00\x12UL\x04\x00" + struct.pack("<I", 12345)),
@@ -266,7 +251,6 @@ def test_dicomdir_with_broken_links_is_refused(old, new):
     refused(sanitize_zip(data, copy_clean, allow_all, EngineLimits()), "corrupt")
 
 
-@needs_dicom_profile
 def test_ultrasound_cine_zip():
     data = CINE_ZIP.read_bytes()
     v = sanitize_zip(data, engine_clean, sanitize_all, EngineLimits())
@@ -284,7 +268,6 @@ def test_ultrasound_cine_zip():
     assert info.date_time == FIXED and info.compress_type == zipfile.ZIP_DEFLATED
 
 
-@needs_dicom_profile
 def test_dicom_with_tiff_preamble_is_cleaned_as_dicom():
     """CT_small.dcm as shipped starts with a TIFF header (PS3.10 lets the preamble be
     anything): it is a DICOM file, and must be cleaned as one."""
@@ -298,7 +281,6 @@ def test_dicom_with_tiff_preamble_is_cleaned_as_dicom():
     assert cleaned[:128] == b"\0" * 128  # the preamble can hold anything: it goes
 
 
-@needs_dicom_profile
 def test_nested_study_zip_through_the_engine():
     ct = dicom_bytes(get_testdata_file("CT_small.dcm"), PatientName="Doe^Archibald")
     inner = make_zip([("IM0001.dcm", ct)])

@@ -27,8 +27,8 @@ from judges import _read as read_once
 from judges import legible, read_text
 from pictures import font
 from scrubgate.engine.dicom import codecs, read, write
-from scrubgate.engine.dicom.pixels import ScanStats, check_pixels, clean_pixels, needs_scan
-from scrubgate.engine.pixels import PixelOptions
+from scrubgate.engine.dicom.frames import ScanStats, check_pixels, clean_pixels, needs_scan
+from scrubgate.engine.scanner import PixelOptions
 from scrubgate.engine.limits import EngineLimits
 from scrubgate.engine.verdict import Refused
 
@@ -130,7 +130,7 @@ CASES = [
     Case("monochrome1", "MR_small.dcm", "native", photometric="MONOCHROME1"),
     Case("ybr_full_422_native", "SC_ybr_full_422_uncompressed.dcm", "native"),
 ]
-# Known misses of the image scanner (engine/pixels.py), not of the DICOM path: the codec and
+# Known misses of the image scanner (engine/scanner/), not of the DICOM path: the codec and
 # pixel checks after them still run. Tesseract's page passes skip the first word when it sits
 # a few pixels from the picture's edge above a large flat area, and the text-region detector,
 # at its 3x working scale, finds no region over it. (A margin around the picture fixes the

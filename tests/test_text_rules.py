@@ -7,10 +7,10 @@ rule paints, and that the redaction carries the rule's name. If a rule broke
 
 from __future__ import annotations
 
-from scrubgate.engine.text import rules
-from scrubgate.engine.text.detect import Detection
-from scrubgate.engine.text.page import Page
-from scrubgate.engine.text.read import Line, Reading, Word
+from scrubgate.engine.scanner.text import rules
+from scrubgate.engine.scanner.text.detect import Detection
+from scrubgate.engine.scanner.text.page import Page
+from scrubgate.engine.scanner.text.read import Line, Reading, Word
 
 SIZE = (1280, 960)
 

@@ -191,7 +191,7 @@ def free_ports(n: int) -> list[int]:
 
 
 @dataclass
-class Gateway:
+class DemoGateway:
     proc: subprocess.Popen
     port: int
     metrics_port: int
@@ -218,7 +218,7 @@ class Gateway:
 
 
 def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: int = 0,
-                  audit: Path | None = None) -> Gateway:
+                  audit: Path | None = None) -> DemoGateway:
     port, mport = free_ports(2)
     port = listen_port or port
     confdir, log_path = work / "conf", work / "gateway.log"
@@ -234,7 +234,7 @@ def start_gateway(work: Path, messenger: Messenger, workers: int, listen_port: i
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=work)
-    gw = Gateway(proc, port, mport, confdir, audit, log_path)
+    gw = DemoGateway(proc, port, mport, confdir, audit, log_path)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -275,7 +275,7 @@ def multipart_file(body: bytes, content_type: str) -> bytes | None:
     return None
 
 
-def post(gw: Gateway, trust: ssl.SSLContext, host: str, path: str, body: bytes, headers: dict,
+def post(gw: DemoGateway, trust: ssl.SSLContext, host: str, path: str, body: bytes, headers: dict,
          timeout: float = 90) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPSConnection("127.0.0.1", gw.port, context=trust, timeout=timeout)
     conn.set_tunnel(host, 443)
@@ -327,7 +327,7 @@ def read_audit(path: Path, skip: int) -> list[dict]:
     return [json.loads(ln) for ln in lines[skip:] if ln.strip()]
 
 
-def wait_audit(gw: Gateway, skip: int, host: str, path: str, seconds: float = 10) -> tuple[dict | None, int]:
+def wait_audit(gw: DemoGateway, skip: int, host: str, path: str, seconds: float = 10) -> tuple[dict | None, int]:
     deadline = time.monotonic() + seconds
     while True:
         records = read_audit(gw.audit, skip)
@@ -480,7 +480,7 @@ def _write_result(out: Path, s: Sample, got: Received | None, rbody: bytes, rhea
     return f"{path.name} (left: sent, right: what the messenger received, {len(received)} bytes)"
 
 
-def _keep_running(gw: Gateway) -> None:
+def _keep_running(gw: DemoGateway) -> None:
     print(f"""
 The gateway stays up (Ctrl-C to stop). Point a browser or curl at it:
   proxy:   http://127.0.0.1:{gw.port}

@@ -128,7 +128,7 @@ class Sanitizer:
             route = "engine.dicom.sanitize (fallback: engine.sanitize does not route DICOM yet)"
             try:
                 from scrubgate.engine.dicom import DicomOptions, sanitize as dicom_sanitize
-                from scrubgate.engine.pixels import PixelOptions
+                from scrubgate.engine.scanner import PixelOptions
                 from scrubgate.engine.limits import EngineLimits
                 from scrubgate.engine.verdict import Refused
             except Exception as e:  # noqa: BLE001

@@ -10,11 +10,13 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 
-from . import archive, bmp, dicom, gif, heif, jpeg, ocr, png, pixels, tiff, webp
+from . import archive, dicom, scanner
 from .dicom import DicomOptions
+from .formats import FORMATS, Format, bmp, gif, heif, jpeg, png, tiff, webp  # noqa: F401 (modules re-exported)
 from .limits import FACES_MODES, TEXT_MODES, EngineLimits, FacesMode, TextMode
-from .ocr import DEFAULT_LANGUAGES, OcrUnavailable
-from .text.models import ModelUnavailable
+from .scanner import ocr
+from .scanner.ocr import DEFAULT_LANGUAGES, OcrUnavailable
+from .scanner.text.models import ModelUnavailable
 from .sniff import Sniffed, sniff
 from .verdict import Finding, Refused, Verdict
 
@@ -33,20 +35,6 @@ class EngineOptions:
     # "sanitize", "allow", "monitor" or "block"); kinds not named are blocked.
     archive_members: tuple[tuple[str, str], ...] = (
         ("image", "sanitize"), ("dicom", "sanitize"), ("archive", "sanitize"))
-
-
-# One module per format family. Each has `strip(data, max_pixels) -> Verdict`
-# (lossless metadata removal, raising Refused) and `decode(data, limits) ->
-# raster.Decoded` (frames for the pixel scanner, and a way back to bytes).
-_FORMATS = {
-    "jpeg": jpeg,
-    "png": png,
-    "webp": webp,
-    "gif": gif,
-    "tiff": tiff,
-    "bmp": bmp,
-    "heif": heif,
-}
 
 
 def sanitize(data: bytes, options: EngineOptions = EngineOptions()) -> Verdict:
@@ -74,22 +62,21 @@ def _sanitize(data: bytes, options: EngineOptions, depth: int, hints: tuple[tupl
                                   else None, options.limits, extra_hints=hints)
         if kind.format == "zip":
             return _sanitize_zip(data, options, depth, hints)
-        module = _FORMATS.get(kind.format)
-        if module is None:
+        fmt = FORMATS.get(kind.format)
+        if fmt is None:
             what = "this file type" if kind.format == "unknown" else kind.format.upper()
             return Verdict(format=kind.format, content=kind.content, refused="unsupported_format",
                            detail=f"scrubgate cannot clean {what} yet")
         scan = options.pixels and kind.content == "image"
-        deferred = getattr(module, "strip_deferred", None) if scan else None
-        if deferred is None:
-            verdict = module.strip(data, options.limits.max_pixels)
+        if not (scan and fmt.strip_deferred):
+            verdict = fmt.strip(data, options.limits.max_pixels)
             if scan:
-                _scan_pixels(module, data, options, verdict, hints)
+                _scan_pixels(fmt, data, options, verdict, hints)
             return verdict
         # A format whose metadata only goes by encoding again (HEIF): encode once,
         # after the scan, unless redacting the pixels already re-encoded it.
-        verdict, finish = deferred(data, options.limits.max_pixels)
-        _scan_pixels(module, data, options, verdict, hints)
+        verdict, finish = fmt.strip_deferred(data, options.limits.max_pixels)
+        _scan_pixels(fmt, data, options, verdict, hints)
         if finish is not None:
             if "pixels_redacted" not in verdict.actions:
                 verdict.output = finish()
@@ -114,8 +101,8 @@ def _sanitize_zip(data: bytes, options: EngineOptions, depth: int, hints) -> Ver
         lambda content: actions.get(content, "block"), options.limits, depth=depth, hints=hints)
 
 
-def _pixel_options(options: EngineOptions, hints: tuple[tuple[str, str], ...]) -> pixels.PixelOptions:
-    return pixels.PixelOptions(options.text, options.faces, options.languages, hints)
+def _pixel_options(options: EngineOptions, hints: tuple[tuple[str, str], ...]) -> scanner.PixelOptions:
+    return scanner.PixelOptions(options.text, options.faces, options.languages, hints)
 
 
 # Without a configured key (a one-off `scrubgate sanitize`), UIDs are still
@@ -127,9 +114,9 @@ def _dicom_options(options: EngineOptions) -> DicomOptions:
     return options.dicom if options.dicom.secret else replace(options.dicom, secret=_PROCESS_SECRET)
 
 
-def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict, hints) -> None:
-    decoded = module.decode(data, options.limits)
-    changed, findings = pixels.scan(decoded, _pixel_options(options, hints))
+def _scan_pixels(fmt: Format, data: bytes, options: EngineOptions, verdict: Verdict, hints) -> None:
+    decoded = fmt.decode(data, options.limits)
+    changed, findings = scanner.scan(decoded, _pixel_options(options, hints))
     verdict.findings.extend(findings)
     if changed:
         verdict.output = decoded.encode(decoded.frames)
@@ -138,8 +125,8 @@ def _scan_pixels(module, data: bytes, options: EngineOptions, verdict: Verdict, 
 
 def warm_up(options: EngineOptions = EngineOptions()) -> None:
     """Load the OCR model and detectors now (worker start), not on the first upload."""
-    from . import faces, text
-    from .ocr import backend
+    from .scanner import faces, text
+    from .scanner.ocr import backend
 
     backend(options.languages)
     text.warm_up()

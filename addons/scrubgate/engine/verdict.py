@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .boxes import Box
+
 # Closed sets: these strings end up as metric label values.
 CONTENT_KINDS = ("image", "dicom", "archive", "other", "undecodable")
 
@@ -64,7 +66,7 @@ class Finding:
     kind: str  # one of IDENTIFIER_KINDS
     source: str  # where it was: "exif", "xmp", "iptc", "comment", "png_text", "pixels", ...
     recognizer: str  # which rule saw it, e.g. "exif.gps_ifd"
-    box: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels, when it has one
+    box: Box | None = None  # x, y, w, h in pixels, when it has one
     confidence: float = 1.0
 
     def as_dict(self) -> dict:

@@ -4,7 +4,7 @@ One file goes through four steps:
 
 1. read: the whole file is parsed (sequences included) so that a damaged or
    undefined-length mess is refused here, not half-way through cleaning;
-2. pixels (pixels.py): every frame of images that may carry burned-in text is
+2. pixels (frames.py): every frame of images that may carry burned-in text is
    scanned with the image engine's OCR and recognizers, plus the header's own
    identifying values as fuzzy hints; redacted frames are written back in the
    original transfer syntax where an encoder exists (codecs.py);
@@ -20,8 +20,8 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from ..pixels import PixelOptions
 from ..limits import EngineLimits
+from ..scanner import PixelOptions
 from ..verdict import Refused, Verdict
 from .options import LONGITUDINAL, DicomOptions
 
@@ -70,20 +70,20 @@ def sanitize(data: bytes, options: DicomOptions, pixel_options: PixelOptions | N
 
     `pixel_options` None means metadata only (the policy or caller turned pixels off).
     """
-    from . import header, pixels
+    from . import frames, header
 
     ds = read(data)
     verdict = Verdict(format="dicom", content="dicom")
     scanned = False
-    if options.clean_pixel_data and pixel_options is not None and pixels.needs_scan(ds):
+    if options.clean_pixel_data and pixel_options is not None and frames.needs_scan(ds):
         hints = tuple(dict.fromkeys(header.collect_hints(ds) + extra_hints))
-        changed, findings = pixels.clean_pixels(ds, _with_hints(pixel_options, hints), limits)
+        changed, findings = frames.clean_pixels(ds, _with_hints(pixel_options, hints), limits)
         verdict.findings.extend(findings)
         scanned = True
         if changed:
             verdict.actions.append("pixels_redacted")
     else:
-        pixels.check_pixels(ds, limits)
+        frames.check_pixels(ds, limits)
     report = header.deidentify(ds, options)
     header.mark_deidentified(ds, options, pixels_scanned=scanned)
     verdict.removed = Counter(report.removed)

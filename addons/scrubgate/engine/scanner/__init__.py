@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..boxes import Box, grow, overlap
+from ..formats.raster import Decoded
+from ..limits import FacesMode, TextMode
+from ..verdict import Finding, Refused
 from . import barcodes, faces, ocr, text
-from .boxes import Box, grow, overlap
-from .limits import FacesMode, TextMode
-from .raster import Decoded
-from .verdict import Finding, Refused
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict, finish
 from . import raster
-from .limits import EngineLimits
 from .metadata import inspect_iptc, inspect_xmp
-from .verdict import Finding, Refused, Verdict, finish
 
 _LOOP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
 _ICC_APP = b"ICCRGBG1012"
@@ -226,21 +226,15 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     w, h = parsed.canvas
     raster.check_size(w, h, len(parsed.frames), limits, "GIF")
     frames = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["GIF"]) as im:
-                if getattr(im, "n_frames", 1) != len(parsed.frames):
-                    raise Refused("corrupt", "GIF frames do not match its block structure")
-                for i in range(len(parsed.frames)):
-                    im.seek(i)
-                    frame = im.convert("RGBA")
-                    frame.info = {}
-                    frames.append(frame)
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "GIF is over the pixel limit") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"GIF could not be decoded ({type(e).__name__})") from None
+    with raster.decoding("GIF"):
+        with Image.open(io.BytesIO(data), formats=["GIF"]) as im:
+            if getattr(im, "n_frames", 1) != len(parsed.frames):
+                raise Refused("corrupt", "GIF frames do not match its block structure")
+            for i in range(len(parsed.frames)):
+                im.seek(i)
+                frame = im.convert("RGBA")
+                frame.info = {}
+                frames.append(frame)
     if all(f.getextrema()[3][0] == 255 for f in frames):
         frames = [f.convert("RGB") for f in frames]
     delays = [f.delay for f in parsed.frames]

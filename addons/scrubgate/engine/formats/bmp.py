@@ -22,9 +22,9 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict, finish
 from . import raster
-from .limits import EngineLimits
-from .verdict import Finding, Refused, Verdict, finish
 
 _HEADER_SIZES = {12, 40, 52, 56, 108, 124}
 _BI_RGB, _BI_RLE8, _BI_RLE4, _BI_BITFIELDS, _BI_JPEG, _BI_PNG, _BI_ALPHABITFIELDS = range(7)
@@ -162,16 +162,10 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     bmp = _parse(data)
     raster.check_size(bmp.width, bmp.height, 1, limits, "BMP")
     icc = data[bmp.profile[0]:bmp.profile[1]] if bmp.profile else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["BMP"]) as im:
-                im.load()
-                frame = im.copy()
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "BMP is over the pixel limit") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"BMP could not be decoded ({type(e).__name__})") from None
+    with raster.decoding("BMP"):
+        with Image.open(io.BytesIO(data), formats=["BMP"]) as im:
+            im.load()
+            frame = im.copy()
     frame.info = {}
     if frame.mode not in ("1", "L", "P", "RGB", "RGBA"):
         frame = frame.convert("RGBA" if "A" in frame.mode else "RGB")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict
 from . import raster
 from .metadata import inspect_exif, inspect_xmp
-from .verdict import Finding, Refused, Verdict
 
 _KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
 _FLAG_EXIF, _FLAG_XMP = 0x08, 0x04
@@ -111,29 +112,22 @@ def _is_lossless(data: bytes) -> bool:
     return kinds == {b"VP8L"}
 
 
-def decode(data: bytes, limits):
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     import io
-    import warnings
 
     from PIL import Image
 
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise Refused("corrupt", "WebP RIFF header missing")
     lossless = _is_lossless(data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
-                n = getattr(im, "n_frames", 1)
-                raster.check_size(*im.size, n, limits, "WebP")  # from the headers, nothing decoded yet
-                icc = im.info.get("icc_profile")
-                loop = im.info.get("loop", 0)
-                background = im.info.get("background")
-                frames, durations = raster.read_frames(im, n)
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "WebP is over the pixel limit") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"WebP could not be decoded ({type(e).__name__})") from None
+    with raster.decoding("WebP"):
+        with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
+            n = getattr(im, "n_frames", 1)
+            raster.check_size(*im.size, n, limits, "WebP")  # from the headers, nothing decoded yet
+            icc = im.info.get("icc_profile")
+            loop = im.info.get("loop", 0)
+            background = im.info.get("background")
+            frames, durations = raster.read_frames(im, n)
 
     def encode(edited: list) -> bytes:
         bare = raster.bare(edited, len(frames))

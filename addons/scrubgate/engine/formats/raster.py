@@ -11,18 +11,42 @@ what decoding needs. The pixel scanner never knows which format it edits.
 from __future__ import annotations
 
 import struct
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from PIL import Image
 
-from .limits import EngineLimits
-
+from ..limits import EngineLimits
+from ..verdict import Refused
 
 # What Pillow (and the codecs under it) raise on damaged input. Decoders turn
 # these into Refused("corrupt"), so a bad file is refused, never a crash.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error,
                  EOFError, MemoryError, ZeroDivisionError)
+
+
+@contextmanager
+def decoding(what: str, unidentified: str | None = None) -> Iterator[None]:
+    """The one guard around Pillow opening and decoding a file: Pillow's own bomb
+    warning is silenced (check_size is the limit), a bomb error is `too_large`, and
+    whatever Pillow or a codec raises on damaged input is `corrupt`. With
+    `unidentified`, Pillow not knowing the pixel layout is `unsupported_format`."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except Image.DecompressionBombError:
+        raise Refused("too_large", f"{what} is over the pixel limit") from None
+    except UnidentifiedImageError:
+        if unidentified is None:
+            raise Refused("corrupt", f"{what} could not be decoded (UnidentifiedImageError)") from None
+        raise Refused("unsupported_format", unidentified) from None
+    except DECODE_ERRORS as e:
+        raise Refused("corrupt", f"{what} could not be decoded ({type(e).__name__})") from None
 
 
 @dataclass
@@ -38,8 +62,6 @@ class Decoded:
 
 def check_size(width: int, height: int, frames: int, limits: EngineLimits, what: str) -> None:
     """Refuse bombs from the header, before a single pixel is allocated."""
-    from .verdict import Refused
-
     if width <= 0 or height <= 0:
         raise Refused("corrupt", f"{what} has zero width or height")
     if width * height > limits.max_pixels:

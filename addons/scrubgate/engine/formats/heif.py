@@ -28,10 +28,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict
 from . import raster
-from .limits import EngineLimits
 from .metadata import inspect_exif, inspect_xmp
-from .verdict import Finding, Refused, Verdict
 
 _HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 _AVIF_BRANDS = {b"avif", b"avis"}

@@ -32,10 +32,10 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict, finish
 from . import raster
-from .limits import EngineLimits
 from .metadata import _EXIF_TAG_KINDS, inspect_iptc, inspect_xmp
-from .verdict import Finding, Refused, Verdict, finish
 
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4,
                16: 8, 17: 8, 18: 8}
@@ -370,7 +370,7 @@ def _transpose(orientation: int):
 
 
 def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
-    from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+    from PIL import Image, TiffImagePlugin
 
     t = _Tiff(data)
     pages = t.pages(max_pages=limits.max_frames + 1)
@@ -381,47 +381,39 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     if sum(p.width * p.height for p in pages) > limits.max_total_pixels:
         raise Refused("too_large", "TIFF has too many pixels across its pages")
     frames, params = [], []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
-                if getattr(im, "n_frames", 1) != len(pages):
-                    raise Refused("corrupt", "TIFF pages do not match its directory chain")
-                for i, page in enumerate(pages):
-                    im.seek(i)
-                    im.load()
-                    frame = im.copy()
-                    frame.info = {}
-                    compression = im.info.get("compression") or "raw"
-                    if compression in _BILEVEL and frame.mode != "1" or \
-                            compression not in _WRITABLE | _BILEVEL:
-                        compression = "tiff_adobe_deflate"  # JPEG and exotic codecs: lossless instead
-                    tags = im.tag_v2
-                    p = {"compression": compression, "icc_profile": im.info.get("icc_profile")}
-                    xres, yres = tags.get(282), tags.get(283)
-                    if page.orientation >= 5:
-                        xres, yres = yres, xres
-                    if xres and yres:
-                        p.update(x_resolution=xres, y_resolution=yres, resolution_unit=tags.get(296, 2))
-                    # Pillow applies the Orientation tag while loading a TIFF page; do it here
-                    # only if it evidently did not (the page is still in stored shape).
-                    method = _transpose(page.orientation)
-                    if method is not None and page.orientation >= 5 and page.width != page.height \
-                            and frame.size == (page.width, page.height):
-                        frame = frame.transpose(method)
-                    if frame.mode not in TiffImagePlugin.SAVE_INFO:
-                        frame = frame.convert("RGBA" if "A" in frame.mode else "RGB")
-                    frames.append(frame)
-                    params.append(p)
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "TIFF is over the pixel limit") from None
-    except UnidentifiedImageError:
-        # The directory chain parsed above is sound, so this is a pixel layout Pillow
-        # has no decoder for (64-bit float, planar float, odd bit depths), not damage.
-        raise Refused("unsupported_format", "TIFF pixel layout (bit depth, sample format or "
-                                            "planar configuration) has no decoder") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"TIFF could not be decoded ({type(e).__name__})") from None
+    # The directory chain parsed above is sound, so a picture Pillow cannot identify is
+    # a pixel layout it has no decoder for (64-bit float, planar float, odd bit depths).
+    with raster.decoding("TIFF", unidentified="TIFF pixel layout (bit depth, sample format or "
+                                              "planar configuration) has no decoder"):
+        with Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
+            if getattr(im, "n_frames", 1) != len(pages):
+                raise Refused("corrupt", "TIFF pages do not match its directory chain")
+            for i, page in enumerate(pages):
+                im.seek(i)
+                im.load()
+                frame = im.copy()
+                frame.info = {}
+                compression = im.info.get("compression") or "raw"
+                if compression in _BILEVEL and frame.mode != "1" or \
+                        compression not in _WRITABLE | _BILEVEL:
+                    compression = "tiff_adobe_deflate"  # JPEG and exotic codecs: lossless instead
+                tags = im.tag_v2
+                p = {"compression": compression, "icc_profile": im.info.get("icc_profile")}
+                xres, yres = tags.get(282), tags.get(283)
+                if page.orientation >= 5:
+                    xres, yres = yres, xres
+                if xres and yres:
+                    p.update(x_resolution=xres, y_resolution=yres, resolution_unit=tags.get(296, 2))
+                # Pillow applies the Orientation tag while loading a TIFF page; do it here
+                # only if it evidently did not (the page is still in stored shape).
+                method = _transpose(page.orientation)
+                if method is not None and page.orientation >= 5 and page.width != page.height \
+                        and frame.size == (page.width, page.height):
+                    frame = frame.transpose(method)
+                if frame.mode not in TiffImagePlugin.SAVE_INFO:
+                    frame = frame.convert("RGBA" if "A" in frame.mode else "RGB")
+                frames.append(frame)
+                params.append(p)
 
     def encode(edited: list[Image.Image]) -> bytes:
         bare = raster.bare(edited, len(params))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box
+from ...boxes import Box
 from . import models
 
 

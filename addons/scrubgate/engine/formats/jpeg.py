@@ -17,9 +17,10 @@ import re
 import struct
 from collections import Counter
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict, finish
 from . import raster
 from .metadata import inspect_exif, inspect_iptc, inspect_xmp, minimal_exif
-from .verdict import Finding, Refused, Verdict, finish
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF,
                 0xF7}  # F7: JPEG-LS
@@ -171,30 +172,22 @@ def strip(data: bytes, max_pixels: int) -> Verdict:
 
 
 
-def decode(data: bytes, limits):
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     import io
-    import warnings
 
     from PIL import Image, ImageOps, JpegImagePlugin
 
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=["JPEG", "MPO"])
-            raster.check_size(*im.size, 1, limits, "JPEG")  # from the frame header, nothing decoded yet
-            quantization = dict(im.quantization)
-            sampling = JpegImagePlugin.get_sampling(im)
-            icc = im.info.get("icc_profile")
-            progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-            dpi = im.info.get("dpi")
-            im.load()  # an MPO's first picture only: the others go with strip()
-            frame = ImageOps.exif_transpose(im)
-            im.close()
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "JPEG is over the pixel limit") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"JPEG could not be decoded ({type(e).__name__})") from None
+    with raster.decoding("JPEG"):
+        im = Image.open(io.BytesIO(data), formats=["JPEG", "MPO"])
+        raster.check_size(*im.size, 1, limits, "JPEG")  # from the frame header, nothing decoded yet
+        quantization = dict(im.quantization)
+        sampling = JpegImagePlugin.get_sampling(im)
+        icc = im.info.get("icc_profile")
+        progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+        dpi = im.info.get("dpi")
+        im.load()  # an MPO's first picture only: the others go with strip()
+        frame = ImageOps.exif_transpose(im)
+        im.close()
     frame.info = {}
 
     def encode(edited: list) -> bytes:

@@ -24,6 +24,8 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ..boxes import Box
+
 DEFAULT_LANGUAGES = "eng+nld+deu+fra"
 
 
@@ -61,7 +63,7 @@ class _Tesserocr:
                                             psm=tesserocr.PSM.SPARSE_TEXT,
                                             oem=tesserocr.OEM.LSTM_ONLY)
 
-    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, tuple[int, int, int, int]]]:
+    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, Box]]:
         """[(line number, text, confidence, box)] for one prepared picture."""
         t, api = self._t, self._api
         api.SetPageSegMode(psm)
@@ -97,7 +99,7 @@ class _Pytesseract:
         self._p = pytesseract
         self._languages = languages
 
-    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, tuple[int, int, int, int]]]:
+    def words(self, image: Image.Image, psm: int = 11) -> list[tuple[int, str, float, Box]]:
         d = self._p.image_to_data(image, lang=self._languages, config=f"--psm {psm} --oem 1",
                                   output_type=self._p.Output.DICT)
         out, keys = [], {}
@@ -136,7 +138,7 @@ def tesseract_version() -> str:
             return "unknown"
 
 
-def text_regions(gray: Image.Image) -> list[tuple[int, int, int, int]]:
+def text_regions(gray: Image.Image) -> list[Box]:
     """Boxes where text probably is, in `gray`'s pixels: a few milliseconds of OpenCV.
 
     Letters are dense edges in a row. A light blur takes sensor noise out, the

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .verdict import Finding
+from ..verdict import Finding
 
 # EXIF/TIFF tag -> identifier kind. Tags not listed are dropped silently with the block.
 _EXIF_TAG_KINDS = {

@@ -22,11 +22,11 @@ from difflib import SequenceMatcher
 from functools import cached_property
 from typing import Callable
 
-from .. import hints as header_hints
-from ..boxes import Box, union
-from ..recognizers import dangling_label, find_identifiers, is_technical, labelled_kind, only_codes_and_numbers
-from ..recognizers.names import _vetoed as common_or_technical_word
-from ..recognizers.text import fold
+from ... import hints as header_hints
+from ...boxes import Box, union
+from ...recognizers import dangling_label, find_identifiers, is_technical, labelled_kind, only_codes_and_numbers
+from ...recognizers.names import _vetoed as common_or_technical_word
+from ...recognizers.text import fold
 from .page import Page
 from .read import Line, Reading
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .boxes import iou
+from ..boxes import Box, iou
 
 _DETECT_SIDE = 1024  # faces worth hiding are large; detection is cheap at this size
 
@@ -29,7 +29,7 @@ def _cascades():
             ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")]
 
 
-def find(image: Image.Image) -> list[tuple[int, int, int, int]]:
+def find(image: Image.Image) -> list[Box]:
     gray = image.convert("L")
     scale = min(1.0, _DETECT_SIDE / max(gray.size))
     if scale < 1.0:
@@ -49,7 +49,7 @@ def find(image: Image.Image) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
-def blur(image: Image.Image, box: tuple[int, int, int, int]) -> None:
+def blur(image: Image.Image, box: Box) -> None:
     """Pixelate then blur in place: coarse enough that no detail is left to recover."""
     x, y, w, h = box
     pad = max(w, h) // 6

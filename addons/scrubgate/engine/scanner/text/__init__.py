@@ -17,8 +17,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box, grow
-from ..verdict import Finding
+from ...boxes import Box, grow
+from ...verdict import Finding
 from . import detect, read, rules
 from .page import Page
 

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..boxes import Box, union
+from ...boxes import Box, union
 from .read import Line
 
 

@@ -12,9 +12,10 @@ import struct
 import zlib
 from collections import Counter
 
+from ..limits import EngineLimits
+from ..verdict import Finding, Refused, Verdict, finish
 from . import raster
 from .metadata import inspect_exif
-from .verdict import Finding, Refused, Verdict, finish
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -111,27 +112,20 @@ def _colour_chunks(data: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
     return depth, chunks
 
 
-def decode(data: bytes, limits):
+def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     import io
-    import warnings
 
     from PIL import Image
 
     depth, chunks = _colour_chunks(data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-                n = getattr(im, "n_frames", 1)
-                raster.check_size(*im.size, n, limits, "PNG")  # IHDR and acTL only so far
-                transparency = im.info.get("transparency")
-                icc = im.info.get("icc_profile")
-                loop = im.info.get("loop", 0)
-                frames, durations = raster.read_frames(im, n)
-    except Image.DecompressionBombError:
-        raise Refused("too_large", "PNG is over the pixel limit") from None
-    except raster.DECODE_ERRORS as e:
-        raise Refused("corrupt", f"PNG could not be decoded ({type(e).__name__})") from None
+    with raster.decoding("PNG"):
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            n = getattr(im, "n_frames", 1)
+            raster.check_size(*im.size, n, limits, "PNG")  # IHDR and acTL only so far
+            transparency = im.info.get("transparency")
+            icc = im.info.get("icc_profile")
+            loop = im.info.get("loop", 0)
+            frames, durations = raster.read_frames(im, n)
     if len({f.mode for f in frames}) > 1:
         frames = [f.convert("RGBA") for f in frames]
         transparency = None

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from PIL import Image
 
+from ..boxes import Box
+
 # Above this, scanning the full-resolution picture costs more than it finds:
 # a barcode that small in a 12 MP photo is not legible to anyone else either.
 _MAX_SCAN_SIDE = 2400
 
 
-def find(image: Image.Image) -> list[tuple[tuple[int, int, int, int], str]]:
+def find(image: Image.Image) -> list[tuple[Box, str]]:
     """[(box, symbology family)] for every barcode zxing-cpp can decode.
 
     Candidates that fail their checksum are not taken: on photo noise the

@@ -59,11 +59,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from .. import barcodes, ocr
 from ..boxes import Box, overlap
-from ..pixels import PixelOptions, dedupe, merge_boxes, scan_frame
+from ..formats.raster import check_size
 from ..limits import EngineLimits
-from ..raster import check_size
+from ..scanner import PixelOptions, barcodes, dedupe, merge_boxes, ocr, scan_frame
 from ..verdict import Finding, Refused
 from . import codecs
 
