@@ -2,7 +2,9 @@
 #   make run    set everything up, then run the gateway (proxy :8080, metrics :9464)
 #   make test   set everything up, then run the test suite
 #   make bench  set everything up, then run the speed benchmarks (~10 min; bench/results/)
-.PHONY: run test bench setup setup-test lock clean
+#   make quality  set everything up, then run the evaluation suite: what survives cleaning,
+#               judged by RapidOCR and EasyOCR (evaluation/results/; hours with both judges)
+.PHONY: run test bench quality setup setup-test lock clean
 
 run: setup
 	.venv/bin/scrubgate run $(ARGS)
@@ -12,8 +14,14 @@ test: setup-test
 
 # Speed, side by side: scrubgate vs bare mitmdump, then the engine per format and path.
 bench: setup-test
-	.venv/bin/python bench/proxy.py $(BENCH_ARGS)
-	.venv/bin/python bench/engine.py $(BENCH_ARGS)
+	.venv/bin/python -m bench.proxy $(BENCH_ARGS)
+	.venv/bin/python -m bench.engine $(BENCH_ARGS)
+
+# Quality, not speed: the labelled image corpus and the DICOM corpus, judged by two OCR
+# engines of other model families (QUALITY_ARGS=--quick for 3 images per family).
+quality: setup-test
+	.venv/bin/python -m evaluation.run $(QUALITY_ARGS)
+	.venv/bin/python -m evaluation.run_dicom $(QUALITY_ARGS)
 
 setup:
 	@bash scripts/setup.sh

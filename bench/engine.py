@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Engine speed: how long scrubgate.engine.sanitize() takes per format and path, next to a baseline.
 
-    .venv/bin/python bench/engine.py [--quick] [--baseline GIT_REF] [--only spread] [--out bench/results]
+    .venv/bin/python -m bench.engine [--quick] [--baseline GIT_REF] [--only spread] [--out bench/results]
 
 Measures, in this one process (one core for the engine; OMP_THREAD_LIMIT=1 as in the workers):
   1. metadata-only (EngineOptions(pixels=False)) on a 12 MP photo-like picture with EXIF/XMP planted,
@@ -32,13 +32,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path[:0] = [str(REPO / "addons"), str(REPO / "tests"), str(HERE)]
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from common_machine import machine, machine_md, pct  # noqa: E402
-from scrubgate.engine import EngineOptions, ocr, sanitize  # noqa: E402
+from bench.common_machine import machine, machine_md, pct
+from scrubgate.engine import EngineOptions, ocr, sanitize
 
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="KOWALSKI ANNA RX0042113"/>'
@@ -137,12 +135,11 @@ def bench_metadata(runs: int) -> list[dict]:
 
 
 def bench_default(runs: int) -> list[dict]:
-    from pictures import encode, photograph, viewer_screen
-    from dicoms import secondary_capture
+    from scrubgate.samples import HANDHELD, encode, phone_photo, secondary_capture, viewer_screen
 
     screen = viewer_screen()
     cases = [("screenshot PNG 1280x960", encode(screen, "PNG"), 1),
-             ("phone photo JPEG", encode(photograph(screen), "JPEG", quality=88), 1),
+             ("phone photo JPEG", encode(phone_photo(screen, 1, HANDHELD), "JPEG", quality=88), 1),
              ("DICOM SC 1 frame 640x480", secondary_capture(), 1),
              ("DICOM cine 30 frames 640x480", secondary_capture(frames=30), 30)]
     rows = []
@@ -172,11 +169,10 @@ SPREAD_FAMILIES = ["screen_crisp", "screenshot", "screen_photo", "wristband"]
 
 def spread_corpus(seed: int, count: int) -> tuple[Path, list[dict]]:
     """The quality benchmark's generator, a few images per family: many fonts, layouts and photo distortions
-    instead of one picture. Kept in bench/quality/corpus-speed-SEED-COUNT (git-ignored) and reused."""
-    sys.path.insert(0, str(HERE / "quality"))
-    import generate
+    instead of one picture. Kept in evaluation/corpus-speed-SEED-COUNT (git-ignored) and reused."""
+    from evaluation import generate
 
-    out = HERE / "quality" / f"corpus-speed-{seed}-{count}"
+    out = REPO / "evaluation" / f"corpus-speed-{seed}-{count}"
     manifest = out / "corpus.json"
     ok = manifest.is_file() and json.loads(manifest.read_text()).get("generator_version") == generate.GENERATOR_VERSION
     if not ok:
@@ -187,7 +183,7 @@ def spread_corpus(seed: int, count: int) -> tuple[Path, list[dict]]:
 
 BASELINE_CHILD = r"""
 import json, statistics, sys
-sys.path.insert(0, sys.argv[1] + "/addons")
+sys.path.insert(0, sys.argv[1] + "/addons")  # the baseline: another checkout
 import scrubgate
 assert scrubgate.__file__.startswith(sys.argv[1]), scrubgate.__file__
 from scrubgate.engine import sanitize, warm_up
@@ -277,13 +273,12 @@ class _nullctx:
 
 
 def ocr_frames():
-    from pictures import photograph, viewer_screen
-    from dicoms import frame_image, secondary_capture
+    from scrubgate.samples import HANDHELD, dicom_frame, phone_photo, secondary_capture, viewer_screen
 
     screen = viewer_screen()
     return [("screenshot 1280x960", screen.convert("L")),
-            ("phone photo", photograph(screen).convert("L")),
-            ("DICOM frame 640x480", frame_image(secondary_capture()).convert("L"))]
+            ("phone photo", phone_photo(screen, 1, HANDHELD).convert("L")),
+            ("DICOM frame 640x480", dicom_frame(secondary_capture()).convert("L"))]
 
 
 def bench_backends(runs: int) -> list[dict]:
@@ -307,9 +302,8 @@ def bench_backends(runs: int) -> list[dict]:
 
 OMP_CHILD = r"""
 import sys, time, json, statistics
-sys.path[:0] = [sys.argv[1] + '/addons', sys.argv[1] + '/tests']
-from pictures import viewer_screen
 from scrubgate.engine import ocr
+from scrubgate.samples import viewer_screen
 im = viewer_screen().convert('L')
 b = ocr.backend(prefer=sys.argv[3])
 b.words(im, 11)
@@ -374,7 +368,7 @@ def report(res: dict) -> str:
     if sp:
         L += ["", f"## 2b. Default path over a spread of looks (generated corpus seed {sp['seed']}, "
                   f"{sp['count_per_family']} per family, `{sp['corpus']}`)", "",
-              "The quality benchmark's generator (bench/quality/generate.py): many fonts, layouts, languages and "
+              "The quality suite's generator (evaluation/generate.py): many fonts, layouts, languages and "
               "photo distortions rather than one picture. `verdict.seconds` per image (median of its runs), "
               "then the median and p95 over the images of each group.", "",
               (f"With the engine at `{sp['baseline']}` (a git worktree, in a child process), timed on each image "

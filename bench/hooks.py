@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """scrubgate's own hooks on the chat path, in-process: microseconds per request.
 
-    .venv/bin/python bench/hooks.py [REPO]      # REPO: another checkout to compare (default: this one)
+    .venv/bin/python -m bench.hooks [REPO]      # REPO: another checkout to compare (default: this one)
 
 The proxy benchmark measures whole requests through real processes, where this
 machine's noise (mitmdump alone varies 10-30% between runs) hides changes of a
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]).resolve()
-sys.path.insert(0, str(REPO / "addons"))
+sys.path.insert(0, str(REPO / "addons"))  # this or another checkout, to compare them
 
 from mitmproxy import http  # noqa: E402
 from mitmproxy.test import taddons, tflow  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Proxy overhead, head-of-line blocking and memory: scrubgate next to bare mitmdump, in one run.
 
-    .venv/bin/python bench/proxy.py [--quick] [--out bench/results]
+    .venv/bin/python -m bench.proxy [--quick] [--out bench/results]
 
 Starts a local HTTPS upstream (trustme CA) standing in for the services, bare `mitmdump` (with a tiny
 addon that does what `--resolve` does) and real `scrubgate run --workers 2` processes, then drives them
@@ -34,11 +34,10 @@ from pathlib import Path
 import httpx
 import trustme
 
+from bench.common_machine import machine, machine_md, pct
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path[:0] = [str(REPO / "tests"), str(HERE)]
-
-from common_machine import machine, machine_md, pct  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sg_conftest", REPO / "tests" / "conftest.py")
 conftest = importlib.util.module_from_spec(_spec)
@@ -240,8 +239,8 @@ def unique(data: bytes) -> bytes:
 
 
 def payloads():
-    from pictures import encode, viewer_screen
-    import engine as eng  # bench/engine.py: the 12 MP photo with EXIF/XMP planted
+    from bench import engine as eng  # the 12 MP photo with EXIF/XMP planted
+    from scrubgate.samples import encode, viewer_screen
 
     # a few different screens (text positions differ a little); unique() makes every upload's bytes new
     base = viewer_screen()
@@ -397,8 +396,7 @@ class RssSampler:
 
 
 def bench_memory(sg: Proxy, quick: bool) -> list[dict]:
-    from dicoms import secondary_capture
-    from pictures import encode, viewer_screen
+    from scrubgate.samples import encode, secondary_capture, viewer_screen
 
     # Warm-up: the first DICOM a worker sees imports pydicom's codecs, GDCM and OpenCV buffers (tens of MB
     # per worker, once). That is baseline, not the cost of an upload, so every worker gets one first.

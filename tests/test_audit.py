@@ -152,7 +152,7 @@ def test_every_field_with_its_type_and_no_query_string(authed, upstream):
 def test_no_planted_value_reaches_audit_log_gateway_log_or_metrics(authed, upstream, tmp_path, exiftool):
     import dicoms
     import pictures
-    import samples
+    import metadata_samples as samples
 
     study = "1.2.826.0.1.3680043.8.498.1"
     zbuf = io.BytesIO()

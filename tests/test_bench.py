@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_proxy_bench_quick_parts(tmp_path):
-    cmd = [sys.executable, str(ROOT / "bench" / "proxy.py"), "--only", "b_slack_chat,d2_discord_screen_ocr",
+    cmd = [sys.executable, "-m", "bench.proxy", "--only", "b_slack_chat,d2_discord_screen_ocr",
            "--rounds", "1", "--seconds", "1.5", "--out", str(tmp_path)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -41,11 +41,7 @@ def test_proxy_bench_quick_parts(tmp_path):
 
 
 def test_unique_makes_every_upload_new_and_keeps_it_valid():
-    sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
-    try:
-        import proxy
-    finally:
-        del sys.path[:2]
+    from bench import proxy
     from pictures import encode, viewer_screen
     from scrubgate.engine import sanitize
 

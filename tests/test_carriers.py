@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from samples import encode, picture
+from metadata_samples import encode, picture
 from scrubgate.carriers import encoding, multipart
 from scrubgate.carriers.extract import extract
 from scrubgate.engine.verdict import Refused

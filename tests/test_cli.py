@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import ROOT, SCRUBGATE, free_ports, start_gateway, stop_gateway, stop_process, wait_ready
-from samples import PLANTED, encode, float64_planar_tiff, exif_report, identifying_tags, jpeg_with_metadata, picture
+from metadata_samples import PLANTED, encode, float64_planar_tiff, exif_report, identifying_tags, jpeg_with_metadata, picture
 
 POLICIES = ROOT / "policies"
 
@@ -354,3 +354,18 @@ def test_no_module_shadows_the_standard_library():
     package = ROOT / "addons" / "scrubgate"
     names = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if p.is_dir()}
     assert sorted(names & set(sys.stdlib_module_names)) == []
+
+
+def test_helpers_are_imported_as_packages_not_through_sys_path():
+    """Tests, benchmarks and the evaluation suite share helpers as packages (scrubgate.samples,
+    bench, evaluation; pytest's pythonpath). A sys.path edit is only right where a benchmark
+    loads another checkout on purpose, and says so on that line."""
+    import re
+
+    edits = []
+    for folder in ("tests", "bench", "evaluation"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"sys\.path(\.insert|\.append|\[:0\]|\s*=)", line) and "another checkout" not in line:
+                    edits.append(f"{path.relative_to(ROOT)}:{n}")
+    assert edits == []

@@ -42,7 +42,7 @@ def _received(upstream, path: str = "/api/v9/channels/123/messages") -> bytes:
 
 @needs_dcmtk
 def test_a_dicom_upload_arrives_de_identified_and_valid(gateway, upstream, tmp_path):
-    from judges import legible, read_text
+    from evaluation.judges import legible, read_text
 
     original = secondary_capture()
     r = _upload(gateway, "scan.dcm", original)

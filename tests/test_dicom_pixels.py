@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_color_lut, convert_color_space, iter_pixels
 
-from judges import _read as read_once
-from judges import legible, read_text
+from evaluation.judges import _read as read_once
+from evaluation.judges import legible, read_text
 from pictures import font
 from scrubgate.engine.dicom import codecs, read, write
 from scrubgate.engine.dicom.frames import ScanStats, check_pixels, clean_pixels, needs_scan

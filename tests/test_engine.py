@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from samples import (PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture,
+from metadata_samples import (PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture,
                      png_with_metadata, webp_with_metadata)
 from scrubgate.engine import EngineLimits, EngineOptions, sanitize, sniff
 

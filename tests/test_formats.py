@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageDraw, features
 
-from samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture, plant
+from metadata_samples import PLANTED, encode, exif_report, identifying_tags, jpeg_with_metadata, picture, plant
 from scrubgate.engine import EngineLimits, EngineOptions, Refused, bmp, gif, heif, jpeg, png, sanitize, tiff, webp
 
 META_ONLY = EngineOptions(pixels=False)  # the pixel scanner has its own tests

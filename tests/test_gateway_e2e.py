@@ -23,7 +23,7 @@ from email.policy import HTTP
 import pytest
 from PIL import Image, ImageChops
 
-from samples import PLANTED, exif_report, identifying_tags, jpeg_with_metadata, picture, encode
+from metadata_samples import PLANTED, exif_report, identifying_tags, jpeg_with_metadata, picture, encode
 
 
 def multipart_files(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
@@ -296,7 +296,7 @@ def test_text_file_that_cannot_be_cleaned_is_blocked(gateway, upstream):
 def test_i_burned_in_identifiers_are_painted_out_in_flight(gateway, upstream):
     """A screenshot of a viewer with the patient banner burned in, uploaded to Discord:
     the upstream gets the picture with the banner lines gone and the technical text kept."""
-    from judges import legible, read_text
+    from evaluation.judges import legible, read_text
     from pictures import IDENTIFIERS, viewer_screen
 
     screen = viewer_screen()

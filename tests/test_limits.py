@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, start_gateway, stop_gateway
-from samples import encode, picture
+from metadata_samples import encode, picture
 
 
 SMALL = {"max_body_bytes: 52428800": "max_body_bytes: 200000", "max_payloads: 32": "max_payloads: 2"}

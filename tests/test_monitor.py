@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import ROOT, start_gateway, stop_gateway
-from samples import jpeg_with_metadata
+from metadata_samples import jpeg_with_metadata
 
 
 @pytest.fixture(scope="module")

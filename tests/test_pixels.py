@@ -14,7 +14,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from judges import legible, read_text
+from evaluation.judges import legible, read_text
 from pictures import IDENTIFIERS, TECHNICAL, encode, photograph, viewer_screen, wristband
 from scrubgate.engine import EngineOptions, sanitize
 

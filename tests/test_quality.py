@@ -1,9 +1,9 @@
 """The quality harness end to end, on a fresh quick corpus: the numbers cannot rot.
 
-bench/quality/run.py generates labelled images (viewer screens, photos of
+evaluation/run.py generates labelled images (viewer screens, photos of
 them, screenshots, wristbands, faces, controls, the deid-data ultrasounds),
 sanitises them, and judges the output with RapidOCR and exiftool. The full
-run and its numbers live in bench/results/; this test keeps the harness
+run and its numbers live in evaluation/results/; this test keeps the harness
 working and guards against regressions. The goal for leaks is zero; the
 bound below is the measured state plus a margin, and the results file says
 how far from zero we are.
@@ -12,22 +12,14 @@ how far from zero we are.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # 39 images (13 families x 3): generation, the engine and the judge take 4-6 min on 2 cores.
 @pytest.mark.timeout(1500)
 def test_quick_quality_run(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench" / "quality"))
-    try:
-        import run
-    finally:
-        sys.path.pop(0)
+    from evaluation import run
     # RapidOCR alone: the EasyOCR judge needs a 6 GB PyTorch venv and ~10 s per image,
     # too much for `make test`; the full benchmark runs both judges.
     assert run.main(["--quick", "--out", str(tmp_path), "--corpus-root", str(tmp_path),
@@ -42,7 +34,7 @@ def test_quick_quality_run(tmp_path):
     ids = summary["identifiers"]
     assert ids["legible_before"] >= 100
     # Sanitising must make most legible identifiers illegible (without pixel
-    # redaction every one of them leaks); see bench/results for the full table.
+    # redaction every one of them leaks); see evaluation/results for the full table.
     assert ids["leaked"] <= 0.25 * ids["legible_before"], ids
     # The report names kinds and boxes, never the identifiers themselves.
     [labels] = tmp_path.glob("corpus-*/labels.jsonl")

@@ -1,32 +1,27 @@
 """The DICOM quality harness end to end on its quick corpus: the numbers cannot rot.
 
-bench/quality/run_dicom.py builds a corpus (two deid-data ultrasounds, three of
+evaluation/run_dicom.py builds a corpus (two deid-data ultrasounds, three of
 pydicom's test files in RLE, JPEG baseline and JPEG 2000 with identifiers
 planted in the header and burned into the pixels, three generated secondary
 captures including a cine), sanitises it and judges the output: every element
 searched for every planted value, UIDs checked, frames read by RapidOCR,
-dcmdump and pydicom for validity. The full run lives in bench/results/.
+dcmdump and pydicom for validity. The full run lives in evaluation/results/.
 
 The corpus and the judge's OCR cache are kept in
-bench/quality/corpus-dicom-1-3-quick/ (git-ignored), so a rerun only sanitises
+evaluation/corpus-dicom-1-3-quick/ (git-ignored), so a rerun only sanitises
 and reads the outputs.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(tmp_path: Path, *args: str) -> dict:
-    sys.path.insert(0, str(ROOT / "bench" / "quality"))
-    try:
-        import run_dicom
-    finally:
-        sys.path.pop(0)
+    from evaluation import run_dicom
     # RapidOCR alone, as in test_quality.py: the EasyOCR judge is for the full benchmark
     assert run_dicom.main(["--quick", "--out", str(tmp_path), "--judges", "rapidocr", *args]) == 0
     [report] = tmp_path.glob("quality-dicom-*.json")

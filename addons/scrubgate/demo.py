@@ -302,7 +302,7 @@ class Sample:
 
 
 def make_samples() -> list[Sample]:
-    from . import demo_samples as s
+    from . import samples as s
     return [
         Sample("01-phone-photo", "phone photo of a viewer screen", "discord.com",
                "/api/v9/channels/802/messages", s.phone_photo_jpeg(), "image", "files[0]", "IMG_0412.jpg",
@@ -460,7 +460,7 @@ def _write_result(out: Path, s: Sample, got: Received | None, rbody: bytes, rhea
 
     from PIL import Image
 
-    from . import demo_samples as ds
+    from . import samples as ds
     if s.kind == "opaque":
         path = out / f"{s.slug}-block-page.html"
         path.write_bytes(rbody)

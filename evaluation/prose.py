@@ -17,8 +17,8 @@ from __future__ import annotations
 import random
 import re
 
-import identifiers as ids
-from render import Page
+from . import identifiers as ids
+from .render import Page
 
 _TOKEN = re.compile(r"\s*\S+\s*|\s+")
 _PART = re.compile(r"\{(\w+)\}|<([^>]*)>|([^{<]+)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The second OCR judge: EasyOCR (CRAFT detector + CRNN recogniser), as a long-lived subprocess.
 
-Runs inside bench/quality/.judge-venv (Python 3.11 with PyTorch; built by
+Runs inside evaluation/.judge-venv (Python 3.11 with PyTorch; built by
 setup_judge.sh), because the harness's own venv has no PyTorch. The harness
 (common.EasyOcrJudge) starts it once and talks JSON lines:
 

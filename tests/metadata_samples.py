@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import subprocess
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from scrubgate.samples import encode  # noqa: F401 (re-exported for the tests)
 
 # Values planted in metadata. None of them may survive cleaning.
 PLANTED = {
@@ -31,12 +32,6 @@ def picture(width: int = 320, height: int = 240) -> Image.Image:
         d.line([(i, 0), (width - i, height)], fill=(200, (i * 3) % 255, 80), width=3)
     d.ellipse([width // 4, height // 4, width // 2, height // 2], fill=(240, 240, 20))
     return im
-
-
-def encode(im: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def plant(data: bytes, suffix: str, tmp: Path, args: list[str]) -> bytes:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the DICOM corpus for the quality harness: input files plus what was planted where.
 
-    .venv/bin/python bench/quality/dicom_cases.py --out /tmp/dcorpus [--seed 1] [--generated 24] [--quick]
+    .venv/bin/python -m evaluation.dicom_cases --out /tmp/dcorpus [--seed 1] [--generated 24] [--quick]
 
 Three families, one record per file in `cases.jsonl`:
 
@@ -40,14 +40,12 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import identifiers as ids  # noqa: E402
-import render  # noqa: E402
-from common import HERE  # noqa: E402
+from . import identifiers as ids
+from . import render
+from .common import HERE
 
 GENERATOR_VERSION = 2
 LABELS_FILE = HERE / "dicom_labels.json"

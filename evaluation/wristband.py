@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-import identifiers as ids
-from camera import background, map_box, photometric
-from render import Page, barcode_array, font
+from . import identifiers as ids
+from .camera import background, map_box, photometric
+from .render import Page, barcode_array, font
 
 BANDS = [(250, 250, 250), (245, 245, 238), (255, 236, 120), (250, 180, 190), (190, 220, 250), (255, 255, 255)]
 
@@ -83,7 +83,7 @@ def print_band(rng: random.Random, p: ids.Patient) -> tuple[Page, dict]:
 
 
 def same_or_small(rng, f, size):
-    from render import same_family
+    from .render import same_family
 
     return same_family(f, max(10, int(size * 0.8)))
 

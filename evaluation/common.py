@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
-BENCH = HERE.parent
-REPO = BENCH.parent
+REPO = HERE.parent
+RESULTS = HERE / "results"  # reports, one .md and .json per run
 
 try:  # HEIC in and out; the corpus has some
     import pillow_heif
@@ -249,7 +249,7 @@ class EasyOcrJudge:
 
     def _start(self) -> None:
         if not self.python.is_file():
-            raise JudgeUnavailable(f"no judge venv at {self.python.parent.parent}: run bench/quality/setup_judge.sh "
+            raise JudgeUnavailable(f"no judge venv at {self.python.parent.parent}: run evaluation/setup_judge.sh "
                                    "or judge with --judges rapidocr")
         self.proc = subprocess.Popen([str(self.python), str(HERE / "easyocr_judge.py"), *self.args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
@@ -257,7 +257,7 @@ class EasyOcrJudge:
         if not isinstance(hello, dict) or hello.get("easyocr") != EASYOCR_PIN:
             self.close()
             raise JudgeUnavailable(f"EasyOCR judge reports {hello!r}, expected easyocr {EASYOCR_PIN}: "
-                                   "rerun bench/quality/setup_judge.sh")
+                                   "rerun evaluation/setup_judge.sh")
         self.info.update({k: v for k, v in hello.items() if k != "ready"}, started=True)
         self.tmp = tempfile.TemporaryDirectory(prefix="scrubgate-easyocr-")
 

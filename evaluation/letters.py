@@ -13,9 +13,9 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-import identifiers as ids
-import prose
-from render import Page, font, same_family, styled
+from . import identifiers as ids
+from . import prose
+from .render import Page, font, same_family, styled
 
 # --------------------------------------------------------------------------- text, per language
 

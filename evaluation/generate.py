@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the labelled synthetic corpus for the quality harness.
 
-    python bench/quality/generate.py --out DIR --seed N [--count-per-family K] [--families a,b]
+    python -m evaluation.generate --out DIR --seed N [--count-per-family K] [--families a,b]
 
 Writes image files under DIR/<family>/ and DIR/labels.jsonl, one record per
 image: file, family, format, identifiers [{kind, text, box:[x,y,w,h], ...}],
@@ -25,26 +25,24 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import camera  # noqa: E402
-import chat  # noqa: E402
-import common  # noqa: E402,F401  (registers the HEIF opener)
-import controls  # noqa: E402
-import ehr  # noqa: E402
-import faces  # noqa: E402
-import identifiers as ids  # noqa: E402
-import labels as printed_labels  # noqa: E402
-import letters  # noqa: E402
-import paper  # noqa: E402
-import plant  # noqa: E402
-import render  # noqa: E402
-import ultrasound_real  # noqa: E402
-import us_vendor  # noqa: E402
-import wristband  # noqa: E402
+from . import camera
+from . import chat
+from . import common  # noqa: F401  (registers the HEIF opener)
+from . import controls
+from . import ehr
+from . import faces
+from . import identifiers as ids
+from . import labels as printed_labels
+from . import letters
+from . import paper
+from . import plant
+from . import render
+from . import ultrasound_real
+from . import us_vendor
+from . import wristband
 
 GENERATOR_VERSION = 3
 FAMILIES = ["screen_crisp", "screen_photo", "screenshot", "wristband", "face", "control", "ultrasound_real",

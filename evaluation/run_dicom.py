@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Build the DICOM corpus, score the sanitiser on it, write a dated report.
 
-    .venv/bin/python bench/quality/run_dicom.py [--quick] [--seed 1] [--generated N] [--out bench/results]
+    .venv/bin/python -m evaluation.run_dicom [--quick] [--seed 1] [--generated N] [--out evaluation/results]
                                                 [--suffix S] [--null] [--fresh] [--keep-outputs DIR]
                                                 [--judges rapidocr,easyocr]
 
-Writes bench/results/quality-dicom-YYYY-MM-DD[-suffix].md and .json. The corpus
-goes to bench/quality/corpus-dicom-<seed>-<N>[-quick]/ (git-ignored, N = generated
+Writes evaluation/results/quality-dicom-YYYY-MM-DD[-suffix].md and .json. The corpus
+goes to evaluation/corpus-dicom-<seed>-<N>[-quick]/ (git-ignored, N = generated
 files) and is reused while its parameters and generator version match, together
 with the judges' OCR caches. Burned-in text is legible when RapidOCR or
 EasyOCR reads it (`--judges rapidocr` needs no judge venv; EasyOCR's is built
@@ -26,16 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-import dicom_cases  # noqa: E402
-import dicom_score  # noqa: E402
-from common import BENCH, HERE, REPO, print_targets, write_report  # noqa: E402
+from . import common
+from . import dicom_cases
+from . import dicom_score
+from .common import HERE, REPO, RESULTS, print_targets, write_report
 
 
 def machine() -> dict:
-    from run import machine as image_machine  # the image harness's machine record
+    from .run import machine as image_machine  # the image harness's machine record
 
     info = image_machine()
     for tool in ("dcmdump", "dcmcjpeg"):
@@ -242,7 +240,7 @@ def report_md(doc: dict) -> str:
         bits += r.get("notes", [])
         L.append(f"- `{r['file']}`: " + "; ".join(bits))
     L += ["", "## How to read this", "",
-          "See `bench/README.md` (DICOM section). In short: a header value *leaks* when it can be found anywhere "
+          "See `evaluation/README.md` (DICOM section). In short: a header value *leaks* when it can be found anywhere "
           "in the output (any element at any depth, file meta, private elements decoded from bytes, raw bytes "
           "outside the pixel data; names also by component, IDs also without separators, dates as YYYYMMDD). "
           "A burned-in identifier leaks when RapidOCR or EasyOCR (not the engine's Tesseract) can read it in "
@@ -260,7 +258,7 @@ def main(argv=None) -> int:
     ap.add_argument("--generated", type=int, default=None,
                     help=f"generated files (default {dicom_cases.DEFAULT_GENERATED}; "
                          f"{dicom_cases.QUICK_GENERATED} with --quick)")
-    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--suffix", default=None, help="report name suffix: quality-dicom-DATE-SUFFIX.md")
     ap.add_argument("--corpus-root", type=Path, default=HERE)
     ap.add_argument("--fresh", action="store_true", help="rebuild the corpus even if it exists")
@@ -269,7 +267,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", help="score only files whose path contains this (repeatable)")
     ap.add_argument("--judges", default=",".join(common.JUDGES),
                     help="OCR judges, comma-separated (default: %(default)s); easyocr builds "
-                         "bench/quality/.judge-venv on first use, rapidocr alone needs nothing more")
+                         "evaluation/.judge-venv on first use, rapidocr alone needs nothing more")
     a = ap.parse_args(argv)
     judges = common.parse_judges(a.judges)
     generated = a.generated if a.generated is not None else (

@@ -8,8 +8,8 @@ import random
 import numpy as np
 from PIL import Image
 
-import identifiers as ids
-from render import (FINDINGS, Page, font, id_segment, dob_segment, phone_segment, address_segments,
+from . import identifiers as ids
+from .render import (FINDINGS, Page, font, id_segment, dob_segment, phone_segment, address_segments,
                     physician_segment, hospital_segment, nrng_thumb)
 
 VITALS = ["HR 72 bpm", "BP 128/84 mmHg", "SpO2 97%", "Temp 37.2 °C", "RR 16/min", "GCS 15", "Pain 2/10",
@@ -26,7 +26,7 @@ ALLERGY = {"en": "Allergies: NKDA", "nl": "Allergieën: geen", "de": "Allergien:
 def _face_slot(pg: Page, rng: random.Random, x: int, y: int, s: int, with_face: bool):
     """A patient photo in the banner: a synthetic face when asked, else a grey silhouette."""
     if with_face:
-        import faces
+        from . import faces
 
         img, box = faces.face_tile(rng, s)
         pg.img.paste(img, (x, y))
@@ -222,9 +222,9 @@ def _band_fields(rng, p: ids.Patient) -> list[tuple[str, tuple]]:
 def ehr_banner(rng: random.Random, nrng: np.random.Generator, p: ids.Patient, size: tuple[int, int] | None = None,
                ui: float = 1.0):
     """An EHR window whose patient banner is a coloured bar: name, DOB, numbers across it."""
-    from render import same_family, styled
-    import prose
-    import letters
+    from .render import same_family, styled
+    from . import prose
+    from . import letters
 
     w, h = size or rng.choice([(1280, 720), (1366, 768), (1440, 900), (1600, 900), (1920, 1080), (1920, 1200),
                                (2560, 1440)])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Score a DICOM sanitiser against the DICOM corpus (see dicom_cases.py).
 
-    .venv/bin/python bench/quality/dicom_score.py CORPUS_DIR [--null] [--json OUT]
+    .venv/bin/python -m evaluation.dicom_score CORPUS_DIR [--null] [--json OUT]
 
 For every file: sanitise it (timed), then judge the output with tools other
 than the sanitiser's own:
@@ -45,13 +45,12 @@ from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-import common  # noqa: E402
-from common import REPO  # noqa: E402
+from . import common
+from .common import REPO
 
 JUDGE_VERSION = "judges.read_text-rapidocr-8bit-p0.5-p99.9-min640-1"
 TEST_SECRET = b"scrubgate-quality-dicom-test-secret"
@@ -98,11 +97,8 @@ class Outcome:
 
 
 def _engine_import():
-    try:
-        import scrubgate.engine as eng
-    except ImportError:
-        sys.path.insert(0, str(REPO / "addons"))
-        import scrubgate.engine as eng
+    import scrubgate.engine as eng
+
     return eng
 
 
@@ -466,11 +462,8 @@ def decode_frames(ds, wanted: list[int]) -> dict[int, Image.Image]:
 
 @lru_cache(maxsize=1)
 def _judges():
-    sys.path.insert(0, str(REPO / "tests"))
-    try:
-        import judges
-    finally:
-        sys.path.pop(0)
+    from . import judges
+
     return judges
 
 

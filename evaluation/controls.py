@@ -7,8 +7,8 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from camera import photograph_screen, photometric
-from render import anatomy, smooth_noise
+from .camera import photograph_screen, photometric
+from .render import anatomy, smooth_noise
 
 
 def texture(rng: random.Random, nrng: np.random.Generator, w: int, h: int) -> np.ndarray:

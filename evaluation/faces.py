@@ -55,7 +55,7 @@ def draw_face(rng: random.Random, size: int, bg) -> tuple[Image.Image, list[int]
 
 def face_tile(rng: random.Random, tile: int) -> tuple[Image.Image, list[int]]:
     """A square passport-style photo of `tile` px with a detectable face; returns (img, face box)."""
-    from common import face_visible
+    from .common import face_visible
 
     bg = rng.choice([(200, 210, 225), (235, 235, 235), (170, 190, 210), (215, 205, 190)])
     for _ in range(12):

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Generate a corpus, score the sanitiser on it, write a dated report.
 
-    .venv/bin/python bench/quality/run.py [--seed 1] [--count-per-family K] [--out bench/results]
+    .venv/bin/python -m evaluation.run [--seed 1] [--count-per-family K] [--out evaluation/results]
                                           [--options text=identifiers] [--quick] [--suffix S]
                                           [--judges rapidocr,easyocr]
 
-Writes bench/results/quality-YYYY-MM-DD[-suffix].md and .json. The corpus goes
-to bench/quality/corpus-<seed>-<K>/ (git-ignored) and is reused when its
+Writes evaluation/results/quality-YYYY-MM-DD[-suffix].md and .json. The corpus goes
+to evaluation/corpus-<seed>-<K>/ (git-ignored) and is reused when its
 parameters and generator version match, together with its OCR caches (one per
 judge), so a rerun only sanitises and re-reads the outputs. The EasyOCR judge
-needs bench/quality/.judge-venv, which this script builds with setup_judge.sh
+needs evaluation/.judge-venv, which this script builds with setup_judge.sh
 when it is asked for (the default); `--judges rapidocr` needs no judge venv.
 Exits 0 whether or not the targets are met: this is a benchmark, not a gate.
 """
@@ -25,14 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common_machine
+from bench import common_machine
 
-import common  # noqa: E402
-import common_machine  # noqa: E402
-import generate  # noqa: E402
-import score  # noqa: E402
-from common import BENCH, HERE, REPO, print_targets, write_report  # noqa: E402
+from . import common, generate, score
+from .common import HERE, REPO, RESULTS, print_targets, write_report
 
 QUICK_COUNT = 3  # x 7 families = 21 images
 PACKAGES = ["scrubgate", "pillow", "numpy", "opencv-python-headless", "rapidocr", "onnxruntime", "zxing-cpp",
@@ -202,7 +198,7 @@ def report_md(doc: dict) -> str:
             lines.append(f"- … {len(sel) - len(shown)} more in the JSON")
         lines.append("")
     lines += ["## How to read this", "",
-              "See `bench/README.md`. In short: an identifier *leaks* when an OCR judge (RapidOCR or EasyOCR, "
+              "See `evaluation/README.md`. In short: an identifier *leaks* when an OCR judge (RapidOCR or EasyOCR, "
               "not the engine's Tesseract) can still read it after sanitising; only identifiers a judge could read "
               "before count. A file leaks when any of its identifiers does. "
               "`ultrasound_real` labels come from RapidOCR itself and are weaker.", ""]
@@ -254,7 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count-per-family", type=int, default=None,
                     help=f"images per family (default {generate.DEFAULT_COUNT}; {QUICK_COUNT} with --quick)")
-    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--options", action="append", default=[],
                     help="EngineOptions as key=value, comma-separated or repeated (unknown fields are ignored)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_COUNT} images per family; suffix 'quick'")
@@ -264,7 +260,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-outputs", type=Path, help="keep the sanitised files here")
     ap.add_argument("--judges", default=",".join(common.JUDGES),
                     help="OCR judges, comma-separated (default: %(default)s); easyocr builds "
-                         "bench/quality/.judge-venv on first use, rapidocr alone needs nothing more")
+                         "evaluation/.judge-venv on first use, rapidocr alone needs nothing more")
     a = ap.parse_args(argv)
     count = a.count_per_family or (QUICK_COUNT if a.quick else generate.DEFAULT_COUNT)
     suffix = a.suffix if a.suffix is not None else ("quick" if a.quick else "")

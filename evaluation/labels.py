@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-import identifiers as ids
-import paper
-import prose
-from render import Page, barcode_array, font, same_family, styled
+from . import identifiers as ids
+from . import paper
+from . import prose
+from .render import Page, barcode_array, font, same_family, styled
 
 INKS = [(10, 10, 12), (25, 25, 30), (20, 20, 60), (40, 40, 40)]
 STOCKS = [(252, 252, 250), (255, 255, 255), (250, 246, 232), (255, 250, 205), (246, 250, 255)]

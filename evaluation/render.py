@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import identifiers as ids
+from . import identifiers as ids
 
 # --------------------------------------------------------------------------- fonts
 

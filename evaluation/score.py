@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Score the sanitiser against a labelled corpus.
 
-    python bench/quality/score.py CORPUS_DIR [--options text=identifiers] [--json OUT]
-    python bench/quality/score.py CORPUS_DIR --judges rapidocr      # without the EasyOCR venv
+    python -m evaluation.score CORPUS_DIR [--options text=identifiers] [--json OUT]
+    python -m evaluation.score CORPUS_DIR --judges rapidocr      # without the EasyOCR venv
 
 For every image: run `scrubgate.engine.sanitize()` on the file's bytes (timed),
 then judge the output with tools other than the sanitiser's own OCR:
@@ -24,13 +24,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import common  # noqa: E402
-from common import REPO, clip_box, gray, inter_area, iou, open_display, open_raw, pad_box, read_by  # noqa: E402
+from . import common
+from .common import REPO, clip_box, gray, inter_area, iou, open_display, open_raw, pad_box, read_by
 
 DIFF = 24  # grey levels: below this a pixel counts as unchanged (JPEG re-encoding noise)
 LEGIBLE = 0.8  # similarity at which the judge counts a string as read
@@ -40,11 +38,8 @@ FACE_DETAIL = 0.25  # share of a face's structure (Laplacian variance at 48 px) 
 
 
 def load_engine():
-    try:
-        from scrubgate.engine import EngineOptions, sanitize
-    except ImportError:
-        sys.path.insert(0, str(REPO / "addons"))
-        from scrubgate.engine import EngineOptions, sanitize
+    from scrubgate.engine import EngineOptions, sanitize
+
     return EngineOptions, sanitize
 
 

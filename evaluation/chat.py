@@ -14,9 +14,9 @@ import random
 import numpy as np
 from PIL import Image
 
-import identifiers as ids
-import prose
-from render import Page, anatomy, font, styled
+from . import identifiers as ids
+from . import prose
+from .render import Page, anatomy, font, styled
 
 SCREENS = [(1170, 2532, 3.0), (1080, 2400, 2.625), (828, 1792, 2.0), (750, 1334, 2.0), (720, 1600, 1.875),
            (1080, 2340, 2.75)]

@@ -14,8 +14,8 @@ import random
 import numpy as np
 from PIL import Image
 
-import identifiers as ids
-from render import Page, doppler_overlay, font, same_family, us_image
+from . import identifiers as ids
+from .render import Page, doppler_overlay, font, same_family, us_image
 
 YELLOW = [(255, 255, 0), (240, 220, 40), (255, 204, 0), (230, 230, 90)]
 GREEN = [(0, 255, 0), (80, 230, 80), (0, 210, 120), (150, 255, 150)]

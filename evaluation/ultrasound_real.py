@@ -125,7 +125,7 @@ def split_parts(text: str, box) -> list[tuple[str, str, list[int]]]:
 
 
 def auto_label(img: Image.Image) -> dict:
-    from common import run_ocr
+    from .common import run_ocr
 
     labels = {"identifiers": [], "technical": [], "context": [], "identifier_lines": []}
     for line in run_ocr(img):

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from camera import background, map_box, map_points, photometric
-from render import Page
-from wristband import wrap
+from .camera import background, map_box, map_points, photometric
+from .render import Page
+from .wristband import wrap
 
 PORTRAIT_SIZES = [(1200, 1600), (1080, 1440), (1500, 2000), (1440, 1920), (1152, 1536)]
 LANDSCAPE_SIZES = [(w, h) for h, w in PORTRAIT_SIZES]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from render import smooth_noise
+from .render import smooth_noise
 
 
 def map_points(pts: np.ndarray, H: np.ndarray) -> np.ndarray:
