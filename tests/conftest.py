@@ -12,7 +12,9 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -77,6 +79,20 @@ class _UpstreamHandler(StandInHandler):
             return
         if self.path.startswith("/slow-response"):
             time.sleep(0.2)
+        # Upstream faults on demand (tests/test_faults.py): the body is recorded first, as a
+        # real service would have received it.
+        if "fault=reset" in self.path:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()  # RST, no response
+            return
+        if "fault=500" in self.path:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if "fault=slow" in self.path:
+            time.sleep(3)
         self.reply_json({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})
 
     do_GET = do_POST = do_PUT = _handle

@@ -1,0 +1,332 @@
+"""Fault injection on a real gateway: workers killed and hung, clients that vanish or
+crawl, an upstream that fails, a policy broken under load.
+
+Every upload carries planted identifiers in three places: EXIF (Artist, Copyright,
+ImageDescription), a JPEG comment, and the pixels (a PACS banner). The upstream is a
+sink that records every byte it receives. For every case:
+
+- every request gets an answer (a cleaned upload's 200, or a 403 that says why);
+- nothing planted reaches the sink, in metadata or (OCR-judged) in the pixels;
+- no upload is forwarded twice;
+- the gateway recovers: the next upload is cleaned and forwarded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from PIL import Image
+
+from conftest import ROOT, start_gateway, stop_gateway
+from evaluation.judges import legible, read_text
+from scrubgate.samples import viewer_screen
+
+EXIF_VALUES = ["PLANTEDARTIST Okonjo", "PLANTEDCOPYRIGHT St Elsewhere", "PLANTEDDESCRIPTION KOWALSKI RX0042113"]
+COMMENT = b"PLANTEDCOMMENT DOB 04/03/1962"
+PLANTED = [v.encode() for v in EXIF_VALUES] + [COMMENT]
+BANNER = ["KOWALSKI^ANNA", "RX0042113"]
+
+
+def planted_jpeg() -> bytes:
+    im = viewer_screen(size=(640, 480), text_px=16)
+    exif = Image.Exif()
+    exif[0x013B], exif[0x8298], exif[0x010E] = EXIF_VALUES  # Artist, Copyright, ImageDescription
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    data = buf.getvalue()
+    com = b"\xff\xfe" + (len(COMMENT) + 2).to_bytes(2, "big") + COMMENT
+    return data[:2] + com + data[2:]  # a comment segment right after SOI
+
+
+JPEG = planted_jpeg()
+
+
+def fresh(tag: str) -> bytes:
+    """JPEG with one more comment naming the upload: bytes no worker has cached."""
+    note = f"upload {tag}".encode()
+    return JPEG[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + JPEG[2:]
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory, upstream):
+    """A gateway with a short job timeout (a hung worker is found out in 6 s) on its own
+    copy of the policies, so that the reload case can break and mend them."""
+    tmp = tmp_path_factory.mktemp("faults")
+    policies = tmp / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    policy = policies / "default.yaml"
+    text = policy.read_text()
+    assert "job_timeout_seconds: 30" in text
+    policy.write_text(text.replace("job_timeout_seconds: 30", "job_timeout_seconds: 6"))
+    gw = start_gateway(tmp, upstream, policy=policy)
+    gw.policy_path = policy
+    yield gw
+    stop_gateway(gw)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def upload(gw, tag: str, data: bytes | None = None, path: str = "/api/files.upload") -> httpx.Response:
+    data = fresh(tag) if data is None else data
+    with gw.client() as c:
+        return c.post(f"https://slack.com{path}?fid={tag}", files=[("file", ("scan.jpg", data, "image/jpeg"))])
+
+
+def many(gw, tags: list[str], **kw) -> dict[str, httpx.Response | Exception]:
+    with concurrent.futures.ThreadPoolExecutor(len(tags)) as pool:
+        futures = {t: pool.submit(upload, gw, t, **kw) for t in tags}
+        out = {}
+        for t, f in futures.items():
+            try:
+                out[t] = f.result()
+            except Exception as e:  # an unanswered request: the test reports it
+                out[t] = e
+        return out
+
+
+def in_background(gw, prefix: str, n: int) -> tuple[threading.Thread, list[str], dict]:
+    """n uploads started on their own thread: (thread, tags, answers by tag once it ends)."""
+    tags = [f"{prefix}-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    answers: dict = {}
+    runner = threading.Thread(target=lambda: answers.update(many(gw, tags)))
+    runner.start()
+    return runner, tags, answers
+
+
+def received(upstream, tag: str) -> list:
+    return [r for r in upstream.requests if f"fid={tag}" in r.path]
+
+
+def assert_answered(results: dict, allowed_reasons: set[str]) -> dict[str, int]:
+    """Every request answered: 200, or a 403 whose reason is one of `allowed_reasons`."""
+    counts: dict[str, int] = {}
+    for tag, r in results.items():
+        assert isinstance(r, httpx.Response), f"{tag}: no answer ({type(r).__name__}: {r})"
+        if r.status_code == 200:
+            key = "cleaned"
+        else:
+            assert r.status_code == 403, (tag, r.status_code, r.text[:200])
+            key = r.headers["x-scrubgate-reason"]
+            assert key in allowed_reasons, (tag, key)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def assert_sink_clean(upstream, tags: list[str], judge_pixels: int = 1) -> None:
+    """No planted byte reached the sink; nothing was forwarded twice; the first
+    `judge_pixels` forwarded pictures are read by the OCR judge too."""
+    judged = 0
+    for tag in tags:
+        got = received(upstream, tag)
+        assert len(got) <= 1, f"{tag} forwarded {len(got)} times"
+        for r in got:
+            for value in PLANTED:
+                assert value not in r.body, f"{tag}: {value[:14]!r}... reached the upstream"
+            if judged < judge_pixels:
+                start = r.body.index(b"\xff\xd8")
+                lines = read_text(r.body[start:r.body.rindex(b"\xff\xd9") + 2])
+                assert not [b for b in BANNER if legible(b, lines)], f"{tag}: banner legible upstream"
+                judged += 1
+
+
+def worker_pids(gw) -> list[int]:
+    """The sanitiser workers: children of the gateway's forkserver."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    servers = [p for p, pp in parents.items() if pp == gw.proc.pid and _is_forkserver(p)]
+    return [p for p, pp in parents.items() if pp in servers]
+
+
+def _is_forkserver(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"forkserver" in f.read()
+    except OSError:
+        return False
+
+
+def metric(gw, name: str, **labels) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.compile(re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" ([0-9.e+-]+)$", re.M)
+    m = pattern.search(gw.metrics())
+    return float(m.group(1)) if m else 0.0
+
+
+def wait_busy(gw, at_least: int = 1, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if metric(gw, "scrubgate_workers_busy") >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no worker became busy")
+
+
+def assert_recovers(gw, upstream) -> None:
+    tag = "after-" + uuid.uuid4().hex[:8]
+    r = upload(gw, tag)
+    assert r.status_code == 200, r.text[:200]
+    assert len(received(upstream, tag)) == 1
+    assert_sink_clean(upstream, [tag], judge_pixels=0)
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+def test_sigkill_a_worker_with_20_uploads_in_flight(faulty, upstream):
+    restarts = metric(faulty, "scrubgate_worker_restarts_total", reason="worker_crash")
+    runner, tags, holder = in_background(faulty, "kill", 20)
+    wait_busy(faulty, 2)
+    victims = worker_pids(faulty)
+    assert len(victims) == 2, victims
+    os.kill(victims[0], signal.SIGKILL)
+    runner.join(timeout=300)
+    assert not runner.is_alive()
+    counts = assert_answered(holder, {"worker_crash"})
+    assert counts.get("worker_crash", 0) >= 1, counts  # the killed worker's job failed closed
+    assert counts.get("cleaned", 0) >= 15, counts  # the rest were cleaned
+    assert_sink_clean(upstream, tags)
+    for tag, r in holder.items():  # a refused upload never reached the upstream
+        if r.status_code == 403:
+            assert received(upstream, tag) == []
+    assert metric(faulty, "scrubgate_worker_restarts_total", reason="worker_crash") >= restarts + 1
+    assert len(worker_pids(faulty)) == 2  # replaced
+    assert_recovers(faulty, upstream)
+
+
+def test_sigstop_a_worker_mid_job_times_out_and_it_is_replaced(faulty, upstream):
+    restarts = metric(faulty, "scrubgate_worker_restarts_total", reason="timeout")
+    runner, tags, holder = in_background(faulty, "stop", 4)
+    wait_busy(faulty, 1)
+    stopped = worker_pids(faulty)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)  # hung: alive, silent
+    try:
+        runner.join(timeout=120)
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass  # already replaced
+    assert not runner.is_alive()
+    counts = assert_answered(holder, {"timeout"})
+    assert counts.get("timeout", 0) >= 1, counts
+    assert_sink_clean(upstream, tags, judge_pixels=0)
+    assert metric(faulty, "scrubgate_worker_restarts_total", reason="timeout") >= restarts + 1
+    assert not set(worker_pids(faulty)) & set(stopped)  # the hung workers are gone
+    assert_recovers(faulty, upstream)
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+def _tunnel(gw, host: str = "slack.com") -> ssl.SSLSocket:
+    """A TLS connection to `host` through the gateway, as a client would open it by hand."""
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+    s.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200"), head[:60]
+    ctx = ssl.create_default_context(cafile=str(gw.trust_pem))
+    return ctx.wrap_socket(s, server_hostname=host)
+
+
+def test_a_client_that_vanishes_halfway_through_a_10_mb_upload(faulty, upstream):
+    tag = "abort-" + uuid.uuid4().hex[:8]
+    body = fresh(tag) + b"\x00" * (10 * 1024 * 1024 - len(JPEG) - 64)  # 10 MB: the picture, then padding
+    tls = _tunnel(faulty)
+    tls.sendall(f"POST /api/files.upload?fid={tag} HTTP/1.1\r\nHost: slack.com\r\n"
+                f"Content-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    tls.sendall(body[:len(body) // 2])
+    tls.close()  # gone, 5 MB short
+    time.sleep(2)
+    assert received(upstream, tag) == []  # no half upload was forwarded
+    assert faulty.proc.poll() is None
+    assert_recovers(faulty, upstream)
+
+
+def test_slow_uploads_do_not_hold_up_chat(faulty, upstream):
+    """Four clients send 200 kB at 20 kB/s (10 s each) while chat goes on: the gateway
+    waits for each body without blocking anyone else."""
+    def crawl(tag: str) -> bytes:
+        body = fresh(tag) + b"\x00" * (200_000 - len(JPEG) - 64)
+        tls = _tunnel(faulty)
+        tls.sendall(f"POST /api/files.upload?fid={tag} HTTP/1.1\r\nHost: slack.com\r\n"
+                    f"Content-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for i in range(0, len(body), 2000):
+            tls.sendall(body[i:i + 2000])
+            time.sleep(0.1)
+        answer = tls.recv(200)
+        tls.close()
+        return answer
+
+    tags = [f"crawl-{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        crawlers = [pool.submit(crawl, t) for t in tags]
+        times = []
+        with faulty.client() as c:
+            while not all(f.done() for f in crawlers) and len(times) < 200:
+                t0 = time.perf_counter()
+                r = c.post("https://slack.com/api/chat.postMessage", json={"channel": "C1", "text": "bed 4 ok"})
+                times.append(time.perf_counter() - t0)
+                assert r.status_code == 200
+                time.sleep(0.1)
+        answers = [f.result() for f in crawlers]
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
+    times.sort()
+    p95 = times[int(0.95 * (len(times) - 1))]
+    assert len(times) >= 20 and p95 < 1.0, (len(times), p95)
+    assert_sink_clean(upstream, tags, judge_pixels=0)
+
+
+# -- the upstream -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault, status", [("500", 500), ("reset", 502), ("slow", 200)])
+def test_upstream_faults_never_leak_or_duplicate(faulty, upstream, fault, status):
+    tag = f"up{fault}-{uuid.uuid4().hex[:6]}"
+    r = upload(faulty, f"{tag}&fault={fault}")
+    assert r.status_code == status, r.text[:200]
+    got = received(upstream, tag)
+    assert len(got) == 1  # forwarded once, cleaned, and not retried
+    assert_sink_clean(upstream, [tag], judge_pixels=0)
+    assert_recovers(faulty, upstream)
+
+
+# -- the policy -------------------------------------------------------------------------------
+
+def test_a_broken_policy_under_load_fails_no_request(faulty, upstream):
+    failures = metric(faulty, "scrubgate_policy_reloads_total", result="failure")
+    good = faulty.policy_path.read_text()
+    runner, tags, holder = in_background(faulty, "reload", 8)
+    try:
+        faulty.policy_path.write_text(good + "\nrules: [this is not: a rule\n")  # invalid YAML
+        deadline = time.monotonic() + 15
+        while metric(faulty, "scrubgate_policy_reloads_total", result="failure") <= failures:
+            assert time.monotonic() < deadline, "the broken policy was never noticed"
+            time.sleep(0.2)
+    finally:
+        faulty.policy_path.write_text(good + "\n# mended\n")
+    runner.join(timeout=300)
+    counts = assert_answered(holder, set())  # no refusal at all: the running policy stayed
+    assert counts == {"cleaned": len(tags)}
+    assert_sink_clean(upstream, tags, judge_pixels=0)
+    r = httpx.get(f"http://127.0.0.1:{faulty.metrics_port}/readyz", timeout=10)
+    assert r.status_code == 200
+    assert_recovers(faulty, upstream)
