@@ -168,6 +168,19 @@ def start_gateway(tmp: Path, upstream: Upstream, policy: Path | None = None, ext
     return GatewayProcess(proc, port, mport, confdir, audit, log_path, trust)
 
 
+def gateway_with_policy_edits(tmp: Path, upstream: Upstream, edits: dict[str, str]) -> GatewayProcess:
+    """A gateway on a copy of the shipped policies, with `edits` made to default.yaml."""
+    policies = tmp / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    policy = policies / "default.yaml"
+    text = policy.read_text()
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    policy.write_text(text)
+    return start_gateway(tmp, upstream, policy=policy)
+
+
 def wait_ready(proc: subprocess.Popen, metrics_port: int, log_path: Path | None = None,
                seconds: float = 60) -> None:
     """Poll /readyz until it answers 200; fail with the process's log if it dies or never gets there."""

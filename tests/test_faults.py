@@ -17,7 +17,6 @@ import concurrent.futures
 import io
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -29,7 +28,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import ROOT, start_gateway, stop_gateway
+from conftest import gateway_with_policy_edits, stop_gateway
 from evaluation.judges import legible, read_text
 from scrubgate.samples import viewer_screen
 
@@ -64,14 +63,8 @@ def faulty(tmp_path_factory, upstream):
     """A gateway with a short job timeout (a hung worker is found out in 6 s) on its own
     copy of the policies, so that the reload case can break and mend them."""
     tmp = tmp_path_factory.mktemp("faults")
-    policies = tmp / "policies"
-    shutil.copytree(ROOT / "policies", policies)
-    policy = policies / "default.yaml"
-    text = policy.read_text()
-    assert "job_timeout_seconds: 30" in text
-    policy.write_text(text.replace("job_timeout_seconds: 30", "job_timeout_seconds: 6"))
-    gw = start_gateway(tmp, upstream, policy=policy)
-    gw.policy_path = policy
+    gw = gateway_with_policy_edits(tmp, upstream, {"job_timeout_seconds: 30": "job_timeout_seconds: 6"})
+    gw.policy_path = tmp / "policies" / "default.yaml"
     yield gw
     stop_gateway(gw)
 
@@ -330,3 +323,45 @@ def test_a_broken_policy_under_load_fails_no_request(faulty, upstream):
     r = httpx.get(f"http://127.0.0.1:{faulty.metrics_port}/readyz", timeout=10)
     assert r.status_code == 200
     assert_recovers(faulty, upstream)
+
+
+# -- memory: the in-flight budget ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory, upstream):
+    """1 MiB of bodies in flight at most (and 1 MiB per upload, so one always fits)."""
+    gw = gateway_with_policy_edits(tmp_path_factory.mktemp("budget"), upstream, {
+        "max_body_bytes: 52428800": "max_body_bytes: 1048576",
+        "max_inflight_bytes: 268435456": "max_inflight_bytes: 1048576"})
+    yield gw
+    stop_gateway(gw)
+
+
+def test_uploads_beyond_the_inflight_budget_are_refused_and_the_budget_comes_back(budgeted, upstream):
+    # A client declares 700 kB and sends only the first 100 kB: it holds 700 kB of the budget.
+    held = "held-" + uuid.uuid4().hex[:6]
+    tls = _tunnel(budgeted)
+    tls.sendall(f"POST /api/files.upload?fid={held} HTTP/1.1\r\nHost: slack.com\r\n"
+                f"Content-Type: image/jpeg\r\nContent-Length: 700000\r\n\r\n".encode() + fresh(held)[:100_000])
+    deadline = time.monotonic() + 10
+    while metric(budgeted, "scrubgate_inflight_bytes") < 700_000:
+        assert time.monotonic() < deadline, "the declared body never counted"
+        time.sleep(0.05)
+    # 600 kB more would overrun 1 MiB: refused before its body is even read, never forwarded.
+    big = "big-" + uuid.uuid4().hex[:6]
+    padded = fresh(big) + b"\x00" * (600_000 - len(JPEG) - 64)
+    r = upload(budgeted, big, padded)
+    assert r.status_code == 403 and r.headers["x-scrubgate-reason"] == "overloaded", r.text[:200]
+    assert received(upstream, big) == []
+    with budgeted.client() as c:  # chat fits beside it
+        assert c.post("https://slack.com/api/chat.postMessage", json={"text": "ok"}).status_code == 200
+    tls.close()  # the holder gives up: its share comes back
+    deadline = time.monotonic() + 10
+    while metric(budgeted, "scrubgate_inflight_bytes") > 0:
+        assert time.monotonic() < deadline, "an aborted upload kept its share of the budget"
+        time.sleep(0.05)
+    again = "again-" + uuid.uuid4().hex[:6]
+    r = upload(budgeted, again, fresh(again) + b"\x00" * (600_000 - len(JPEG) - 64))
+    assert r.status_code == 200, r.text[:200]
+    assert_sink_clean(upstream, [again], judge_pixels=0)
+    assert received(upstream, held) == []

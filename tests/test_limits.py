@@ -1,33 +1,18 @@
 """Limits and fail-open/closed, on a gateway with a deliberately small policy."""
 
-import shutil
-
 import httpx
 import pytest
 
-from conftest import ROOT, start_gateway, stop_gateway
+from conftest import gateway_with_policy_edits, stop_gateway
 from metadata_samples import encode, picture
 
 
 SMALL = {"max_body_bytes: 52428800": "max_body_bytes: 200000", "max_payloads: 32": "max_payloads: 2"}
 
 
-def _gateway_with(tmp, upstream, edits: dict[str, str]):
-    """A gateway on a copy of the shipped policies, with `edits` made to default.yaml."""
-    policies = tmp / "policies"
-    shutil.copytree(ROOT / "policies", policies)
-    policy = policies / "default.yaml"
-    text = policy.read_text()
-    for old, new in edits.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    policy.write_text(text)
-    return start_gateway(tmp, upstream, policy=policy)
-
-
 @pytest.fixture(scope="module")
 def small_gateway(tmp_path_factory, upstream):
-    gw = _gateway_with(tmp_path_factory.mktemp("small"), upstream, SMALL)
+    gw = gateway_with_policy_edits(tmp_path_factory.mktemp("small"), upstream, SMALL)
     yield gw
     stop_gateway(gw)
 
@@ -75,7 +60,7 @@ def test_readyz_and_healthz(small_gateway):
 
 @pytest.fixture(scope="module")
 def open_gateway(tmp_path_factory, upstream):
-    gw = _gateway_with(tmp_path_factory.mktemp("open"), upstream, {**SMALL, "\nfail: closed": "\nfail: open"})
+    gw = gateway_with_policy_edits(tmp_path_factory.mktemp("open"), upstream, {**SMALL, "\nfail: closed": "\nfail: open"})
     yield gw
     stop_gateway(gw)
 

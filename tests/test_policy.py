@@ -101,6 +101,18 @@ rules:
         assert expected in msg, msg
 
 
+def test_inflight_budget_must_hold_one_largest_upload(tmp_path):
+    policy = tmp_path / "p.yaml"
+    (tmp_path / "services.yaml").write_text((POLICIES / "services.yaml").read_text())
+    text = (POLICIES / "default.yaml").read_text()
+    policy.write_text(text.replace("max_inflight_bytes: 268435456", "max_inflight_bytes: 1048576"))
+    with pytest.raises(PolicyError) as e:
+        Policy.load(policy)
+    assert any(m.startswith("limits.max_inflight_bytes: must be at least") for m in e.value.errors)
+    policy.write_text(text.replace("max_inflight_bytes: 268435456", "max_inflight_bytes: 52428800"))
+    assert Policy.load(policy).limits.max_inflight_bytes == 52428800
+
+
 def test_yaml_syntax_error_gives_a_line(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("name: [unclosed\n")

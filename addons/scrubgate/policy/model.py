@@ -43,6 +43,9 @@ class Limits:
     max_payloads: int = 32
     job_timeout_seconds: float = 30.0
     max_queue: int = 64
+    # Request bodies held for inspection at once, summed over every upload (the
+    # process holds up to ~3x this: the body, the job sent to a worker, the result).
+    max_inflight_bytes: int = 256 * 1024 * 1024
     engine: EngineLimits = EngineLimits()
 
 
@@ -118,7 +121,7 @@ class Policy:
             catalogue = ServiceCatalogue([], str(cat_ref))
 
         lm = r.mapping(m.get("limits", {}), "limits", {
-            "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue",
+            "max_body_bytes", "max_payloads", "max_pixels", "job_timeout_seconds", "max_queue", "max_inflight_bytes",
             "max_archive_members", "max_archive_bytes", "max_archive_depth"})
         d, e = Limits(), EngineLimits()
         limits = Limits(
@@ -127,6 +130,8 @@ class Policy:
             job_timeout_seconds=float(r.number(lm, "job_timeout_seconds", "limits", d.job_timeout_seconds,
                                                0.1, 600, integer=False)),
             max_queue=int(r.number(lm, "max_queue", "limits", d.max_queue, 1, 10000)),
+            max_inflight_bytes=int(r.number(lm, "max_inflight_bytes", "limits", d.max_inflight_bytes,
+                                            1024, 2**40)),
             engine=replace(
                 e,
                 max_pixels=int(r.number(lm, "max_pixels", "limits", e.max_pixels, 1, 2**31)),
@@ -136,6 +141,9 @@ class Policy:
                                                1024, 2**40)),
                 max_archive_depth=int(r.number(lm, "max_archive_depth", "limits", e.max_archive_depth, 0, 8))),
         )
+        if limits.max_inflight_bytes < limits.max_body_bytes:
+            errors.append("limits.max_inflight_bytes: must be at least limits.max_body_bytes "
+                          "(one upload of the largest size must fit)")
         dicom = _dicom_options(r, m.get("dicom", {}))
         am = r.mapping(m.get("approved_channel", {}), "approved_channel", {"name", "url", "contact"},
                        {"name", "url"})

@@ -44,6 +44,7 @@ class FlowState:
     host: str | None = None
     route: tuple[Any, Any] | None = None  # (policy, service): valid while that policy is in force
     decision: Decision | None = None
+    reserved: int = 0  # body bytes this flow holds of the gateway's in-flight budget
 
 
 _STATES: "weakref.WeakKeyDictionary[Any, FlowState]" = weakref.WeakKeyDictionary()

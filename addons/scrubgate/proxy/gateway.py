@@ -18,7 +18,7 @@ from ..engine.verdict import Refused
 from ..job import BodyJob, BodyOutcome, on_failure
 from ..policy import Policy
 from ..workers import PoolError
-from . import blockpage
+from . import blockpage, metrics
 from .decision import Decision, publish, state_of
 from .policy_store import PolicyStore
 from .sanitisers import Sanitisers
@@ -64,6 +64,7 @@ class Gateway:
     def __init__(self, store: PolicyStore, sanitisers: Sanitisers) -> None:
         self.store = store
         self.sanitisers = sanitisers
+        self.inflight_bytes = 0  # body bytes held for inspection: limits.max_inflight_bytes
 
     @property
     def policy(self) -> Policy | None:
@@ -83,6 +84,28 @@ class Gateway:
             ctx.options.update(connection_strategy="lazy")
             log.info("connection_strategy set to lazy: blocked uploads are answered without "
                      "contacting the service")
+        metrics.INFLIGHT_BYTES.set_function(lambda: self.inflight_bytes)
+
+    # -- the in-flight budget ------------------------------------------------------------------
+    # Memory is bounded by design: every catalogue request holds its body's size of the
+    # budget from the moment its length is known (declared: before the body is read) until
+    # its inspection ends. An upload that would overrun it is refused as `overloaded`.
+    def _reserve(self, flow: http.HTTPFlow, size: int, budget: int) -> bool:
+        state = state_of(flow)
+        grow = size - state.reserved
+        if grow > 0 and self.inflight_bytes + grow > budget:
+            return False
+        self.inflight_bytes += grow
+        state.reserved = size
+        return True
+
+    def _release(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        self.inflight_bytes -= state.reserved
+        state.reserved = 0
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._release(flow)  # a client gone mid-body gives its reservation back
 
     # -- flows -----------------------------------------------------------------------------
     @staticmethod
@@ -102,13 +125,26 @@ class Gateway:
             return
         service = self._route(flow, self.policy)
         length = flow.request.headers.get("content-length", "")
-        if service and length.isdigit() and int(length) > self.policy.limits.max_body_bytes:
+        if not service or not length.isdigit():
+            return
+        limits = self.policy.limits
+        if int(length) > limits.max_body_bytes:
             outcome = on_failure(self.policy.fail_open, "too_large", "declared body size is over the limit")
-            if outcome.action == "block":  # failing open, the body is still read and checked
-                decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
-                self._block(flow, decision, outcome.reason, outcome.detail)
+        elif not self._reserve(flow, int(length), limits.max_inflight_bytes):
+            outcome = on_failure(self.policy.fail_open, "overloaded", "too many upload bytes in flight")
+        else:
+            return
+        if outcome.action == "block":  # failing open, the body is still read and checked
+            decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
+            self._block(flow, decision, outcome.reason, outcome.detail)
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        try:
+            await self._request(flow)
+        finally:
+            self._release(flow)  # whatever happened, the body's share of the budget is free
+
+    async def _request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
         started = time.perf_counter()
@@ -121,17 +157,26 @@ class Gateway:
         decision = Decision(service.id, service.media, service.is_upload(path))
         publish(flow, decision)
         try:
-            await self._decide(flow, decision, policy, service, path)
+            if self._reserve(flow, len(req.raw_content or b""), policy.limits.max_inflight_bytes):
+                await self._decide(flow, decision, policy, service, path)
+            else:
+                decision.error_stage = "overload"
+                self._fail(flow, decision, policy, "overloaded", "too many upload bytes in flight")
         except Exception as e:  # a bug here must not forward an unchecked upload
             log.exception("scrubgate internal error")
             decision.error_stage = "internal"
-            outcome = on_failure(policy.fail_open, "engine_error", f"internal error ({type(e).__name__})")
-            if outcome.action == "block":
-                self._block(flow, decision, outcome.reason, outcome.detail)
-            else:
-                decision.failed_open, decision.reason = True, outcome.reason
+            self._fail(flow, decision, policy, "engine_error", f"internal error ({type(e).__name__})")
         decision.added_seconds = time.perf_counter() - started
         publish(flow, decision)  # again: the summary now holds the final action
+
+    def _fail(self, flow: http.HTTPFlow, decision: Decision, policy: Policy, reason: str, detail: str) -> None:
+        """A failure on the gateway's side of the job: blocked, or let through and marked,
+        as job.on_failure says for this policy."""
+        outcome = on_failure(policy.fail_open, reason, detail)
+        if outcome.action == "block":
+            self._block(flow, decision, outcome.reason, outcome.detail)
+        else:
+            decision.failed_open, decision.reason = True, outcome.reason
 
     async def _decide(self, flow, decision: Decision, policy: Policy, service, path: str) -> None:
         req = flow.request

@@ -70,6 +70,9 @@ OCR_SECONDS = Histogram("scrubgate_ocr_duration_seconds",
 WORKERS = Gauge("scrubgate_workers", "Worker processes in the sanitiser pool.", registry=REGISTRY)
 WORKERS_BUSY = Gauge("scrubgate_workers_busy", "Worker processes busy with a job.", registry=REGISTRY)
 QUEUE_DEPTH = Gauge("scrubgate_queue_depth", "Uploads waiting for a free worker.", registry=REGISTRY)
+INFLIGHT_BYTES = Gauge("scrubgate_inflight_bytes",
+                       "Request body bytes held for inspection now (limits.max_inflight_bytes caps it).",
+                       registry=REGISTRY)
 WORKER_RESTARTS = Counter("scrubgate_worker_restarts_total",
                           "Worker processes replaced, by reason (timeout, worker_crash, cancelled).",
                           ["reason"], registry=REGISTRY)
