@@ -43,6 +43,7 @@ class Received:
     headers: dict
     body: bytes
     at: float
+    trailers: bytes = b""  # a chunked body's trailer lines
 
 
 @dataclass
@@ -63,10 +64,14 @@ class _UpstreamHandler(StandInHandler):
     upstream: Upstream
 
     def _handle(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        trailers = b""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body, trailers = self._chunked()
+        else:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
         rec = Received(self.command, self.headers.get("host", ""), self.path,
-                       {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                       {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), trailers)
         with self.upstream.lock:
             self.upstream.requests.append(rec)
         if self.command == "GET" and self.path in self.upstream.pages:  # a web app's page, for browsers
@@ -94,6 +99,21 @@ class _UpstreamHandler(StandInHandler):
         if "fault=slow" in self.path:
             time.sleep(3)
         self.reply_json({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})
+
+    def _chunked(self) -> tuple[bytes, bytes]:
+        """A chunked body, decoded, and its trailer lines as they came: the sink records
+        every byte a real service would have received."""
+        body = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                break
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        trailers = b""
+        while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+            trailers += line
+        return bytes(body), trailers
 
     do_GET = do_POST = do_PUT = _handle
 
