@@ -4,7 +4,9 @@
 #   make bench  set everything up, then run the speed benchmarks (~10 min; bench/results/)
 #   make quality  set everything up, then run the evaluation suite: what survives cleaning,
 #               judged by RapidOCR and EasyOCR (evaluation/results/; hours with both judges)
-.PHONY: run test bench quality setup setup-test lock clean
+#   make fuzz   set everything up, then fuzz the parsers and formats for a long while
+#               (FUZZ_EXAMPLES per target; counts to bench/results/fuzz-DATE.md)
+.PHONY: run test bench quality fuzz setup setup-test lock clean
 
 run: setup
 	.venv/bin/scrubgate run $(ARGS)
@@ -22,6 +24,13 @@ bench: setup-test
 quality: setup-test
 	.venv/bin/python -m evaluation.run $(QUALITY_ARGS)
 	.venv/bin/python -m evaluation.run_dicom $(QUALITY_ARGS)
+
+# The property-based fuzz targets of tests/test_fuzz.py with many more inputs than make
+# test's short pass: 200000 per target is about 1.3 million in all.
+FUZZ_EXAMPLES ?= 200000
+fuzz: setup-test
+	SCRUBGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SCRUBGATE_FUZZ_REPORT=bench/results/fuzz-$$(date +%F).md \
+		.venv/bin/python -m pytest -p no:cacheprovider -o addopts="-ra -p no:anyio" --timeout=0 tests/test_fuzz.py
 
 setup:
 	@bash scripts/setup.sh

@@ -18,6 +18,7 @@ One file goes through four steps:
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 
 from ..limits import EngineLimits
@@ -42,7 +43,15 @@ def read(data: bytes):
         raise Refused("corrupt", f"the DICOM file is damaged and cannot be read ({type(e).__name__})") from None
     if "TransferSyntaxUID" not in ds.file_meta:
         raise Refused("corrupt", "the DICOM file has no transfer syntax in its file meta information")
+    syntax = ds.file_meta.TransferSyntaxUID
+    # A damaged length can swallow the next elements into this one: several values, or
+    # text that is no UID. pydicom would fail on it only when writing (found by fuzzing).
+    if not isinstance(syntax, str) or not _UID.fullmatch(syntax):
+        raise Refused("corrupt", "the DICOM file's transfer syntax UID is malformed")
     return ds
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def _touch(ds, depth: int = 0) -> None:
