@@ -180,7 +180,7 @@ def test_a_request_body_is_blocked_cleaned_or_holds_no_file(case, content_type, 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _report():
+def _report(request):
     yield
     path = os.environ.get("SCRUBGATE_FUZZ_REPORT")
     if path:
@@ -193,7 +193,10 @@ def _report():
                  f"Python {platform.python_version()}; {seconds:.0f} s", "",
                  "| target | inputs |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in sorted(RUNS.items())]
-        lines += [f"| **total** | **{sum(RUNS.values())}** |", "",
+        failed = request.session.testsfailed
+        lines += [f"| **total** | **{sum(RUNS.values())}** |", ""]
+        lines += [f"**{failed} target(s) failed**: the falsifying inputs are in the test output; "
+                  "fix each and keep the input in tests/fuzz_seeds/crashes/." if failed else
                   "No crash (an exception other than Refused, or the engine's engine_error catch-all) "
                   "and no pass-through of an uninspected file: each test would have failed."]
         Path(path).write_text("\n".join(lines) + "\n")

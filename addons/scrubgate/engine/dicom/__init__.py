@@ -36,7 +36,10 @@ def read(data: bytes):
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
-        _touch(ds)  # pydicom parses sequences lazily: force every element now
+        # pydicom converts values lazily: force every element now, the file meta too
+        # (a damaged VR there surfaced only later, as NotImplementedError: found by fuzzing)
+        _touch(ds.file_meta)
+        _touch(ds)
     except InvalidDicomError:
         raise Refused("corrupt", "the file says it is DICOM but is not a readable DICOM file") from None
     except Exception as e:  # noqa: BLE001 -- pydicom raises anything on a damaged file
