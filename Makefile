@@ -4,8 +4,8 @@
 #   make bench  set everything up, then run the speed benchmarks (~10 min; bench/results/)
 #   make quality  set everything up, then run the evaluation suite: what survives cleaning,
 #               judged by RapidOCR and EasyOCR (evaluation/results/; hours with both judges)
-#   make fuzz   set everything up, then fuzz the parsers and formats for a long while
-#               (FUZZ_EXAMPLES per target; counts to bench/results/fuzz-DATE.md)
+#   make fuzz   set everything up, then fuzz the parsers and formats for 1-2 hours
+#               (hypothesis, then atheris; counts to bench/results/fuzz-DATE.md)
 .PHONY: run test bench quality fuzz setup setup-test lock clean
 
 run: setup
@@ -25,12 +25,19 @@ quality: setup-test
 	.venv/bin/python -m evaluation.run $(QUALITY_ARGS)
 	.venv/bin/python -m evaluation.run_dicom $(QUALITY_ARGS)
 
-# The property-based fuzz targets of tests/test_fuzz.py with many more inputs than make
-# test's short pass: 200000 per target is about 1.3 million in all.
-FUZZ_EXAMPLES ?= 200000
+# Long fuzzing: tests/test_fuzz.py's hypothesis targets with FUZZ_EXAMPLES inputs each,
+# then atheris (coverage-guided libFuzzer) on the engine and on the whole request job.
+# Defaults: 20000 x 7 + 1000000 + 50000, about 1.2 million inputs, 1-2 hours on 2 cores.
+# Crashes are written as crash-* into a scratch folder that is printed.
+FUZZ_EXAMPLES ?= 20000
+FUZZ_ENGINE_RUNS ?= 1000000
+FUZZ_JOB_RUNS ?= 50000
 fuzz: setup-test
 	SCRUBGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SCRUBGATE_FUZZ_REPORT=bench/results/fuzz-$$(date +%F).md \
 		.venv/bin/python -m pytest -p no:cacheprovider -o addopts="-ra -p no:anyio" --timeout=0 tests/test_fuzz.py
+	d=$$(mktemp -d) && echo "atheris scratch: $$d" && cd $$d && \
+		$(CURDIR)/.venv/bin/python $(CURDIR)/tests/fuzz_atheris.py engine -runs=$(FUZZ_ENGINE_RUNS) -print_final_stats=1 && \
+		$(CURDIR)/.venv/bin/python $(CURDIR)/tests/fuzz_atheris.py job -runs=$(FUZZ_JOB_RUNS) -print_final_stats=1
 
 setup:
 	@bash scripts/setup.sh

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from collections import Counter
 
 from ..limits import EngineLimits
@@ -51,6 +52,9 @@ def read(data: bytes):
     # text that is no UID. pydicom would fail on it only when writing (found by fuzzing).
     if not isinstance(syntax, str) or not _UID.fullmatch(syntax):
         raise Refused("corrupt", "the DICOM file's transfer syntax UID is malformed")
+    if any(tag.group == 0 for tag in ds.keys()):
+        raise Refused("corrupt", "the DICOM file holds network command elements (group 0000), "
+                                 "which a stored file never has")
     return ds
 
 
@@ -117,6 +121,13 @@ def _with_hints(options: PixelOptions, hints: tuple[tuple[str, str], ...]) -> Pi
 
 
 def write(ds) -> bytes:
+    """The cleaned dataset as a file. pydicom reads some damaged files that it then
+    cannot write (values of the wrong type after a bad length, and so on: found by
+    fuzzing); those are refused as corrupt, never half-written."""
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    try:
+        ds.save_as(buf, enforce_file_format=True)
+    except (ValueError, TypeError, AttributeError, OverflowError, KeyError, struct.error) as e:
+        raise Refused("corrupt", f"the DICOM file is damaged and cannot be written back ({type(e).__name__})") \
+            from None
     return buf.getvalue()
