@@ -34,7 +34,8 @@ N = 5000
 
 async def main() -> None:
     addons = make_addons()
-    gateway, metrics, audit = addons[-3:]
+    by_name = {type(a).__name__: a for a in addons}  # the order changed over time
+    gateway, metrics, audit = by_name["Gateway"], by_name["Metrics"], by_name["Audit"]
     with taddons.context(*addons) as tctx, tempfile.TemporaryDirectory() as tmp:
         tctx.configure(audit, scrubgate_audit_log=str(Path(tmp) / "audit.jsonl"))
         policy = Policy.load(REPO / "policies" / "default.yaml")

@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import time
+import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import start_gateway, stop_gateway
+from conftest import gateway_with_policy_edits, start_gateway, stop_gateway
 from test_gateway_e2e import multipart_files
 
 USER, PASSWORD = "alice", "s3cret"
@@ -293,3 +294,29 @@ def test_bad_audit_settings_stop_the_start(tmp_path, setting, message):
     r = subprocess.run([*SCRUBGATE, "run", "--confdir", str(tmp_path / "conf"), "--metrics-port", "0",
                         "--set", setting], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 2 and message in r.stderr, (r.returncode, r.stderr[-1000:])
+
+
+def test_audit_required_blocks_uploads_it_cannot_record(tmp_path, upstream):
+    """`audit: required`: with the audit log on a full disk, an upload is refused
+    (audit_unavailable) and never forwarded; chat without files still flows; the metrics
+    count the block. With the default best_effort the same upload goes through."""
+    from uploads import fresh, received
+
+    gw = gateway_with_policy_edits(tmp_path, upstream, {"audit: best_effort": "audit: required"})
+    try:
+        path = gw.audit_log
+        path.unlink(missing_ok=True)
+        path.symlink_to("/dev/full")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "audit log reopened" in gw.log())
+        tag = "audit-required-" + uuid.uuid4().hex[:6]
+        with gw.client() as c:
+            r = c.post(f"https://slack.com/api/files.upload?fid={tag}",
+                       files=[("file", ("scan.jpg", fresh(tag), "image/jpeg"))])
+            assert r.status_code == 403 and r.headers["x-scrubgate-reason"] == "audit_unavailable", r.text[:200]
+            assert c.post("https://slack.com/api/chat.postMessage", json={"text": "ok"}).status_code == 200
+        assert received(upstream, tag) == []
+        blocks = [ln for ln in gw.metrics().splitlines() if ln.startswith("scrubgate_blocks_total{")]
+        assert [ln for ln in blocks if 'reason="audit_unavailable"' in ln and ln.endswith(" 1.0")], blocks
+    finally:
+        stop_gateway(gw)

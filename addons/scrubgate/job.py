@@ -28,6 +28,7 @@ BLOCK_REASONS = (
     "timeout",  # the worker did not finish in time
     "worker_crash",  # the worker process died
     "overloaded",  # too many uploads waiting for a worker
+    "audit_unavailable",  # the audit log cannot be written and the policy says audit: required
 )
 
 

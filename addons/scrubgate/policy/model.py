@@ -77,6 +77,7 @@ class Policy:
     faces: FacesMode  # faces in photographs
     dicom: DicomOptions  # the Annex E options (the key is not policy: it comes from the deployment)
     chunked_uploads: str  # "block" or "allow"
+    audit: str  # "best_effort" (record what can be) or "required" (no upload without its record)
     limits: Limits
     approved_channel: ApprovedChannel
     rules: tuple[Rule, ...]
@@ -111,7 +112,7 @@ class Policy:
         errors: list[str] = []
         r = Reader(errors)
         m = r.mapping(doc, "policy", {
-            "name", "version", "description", "catalogue", "fail", "text", "faces", "dicom", "chunked_uploads",
+            "name", "version", "description", "catalogue", "fail", "text", "faces", "dicom", "chunked_uploads", "audit",
             "limits", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
         cat_ref = catalogue_path or path.parent / (r.string(m, "catalogue", "policy") or "services.yaml")
         try:
@@ -186,6 +187,7 @@ class Policy:
             faces=r.choice(m, "faces", "policy", FACES_MODES, "blur"),
             dicom=dicom,
             chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
+            audit=r.choice(m, "audit", "policy", ("best_effort", "required"), "best_effort"),
             limits=limits,
             approved_channel=channel,
             rules=tuple(rules),

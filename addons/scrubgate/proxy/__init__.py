@@ -12,7 +12,7 @@ from .sanitisers import Sanitisers
 def make_addons() -> list:
     """The addons in hook order: Resolve points flows at test upstreams; PolicyStore holds
     the policy and Sanitisers the workers (both configured before anything uses them);
-    Gateway decides; then Metrics and Audit record."""
+    Gateway decides; then Audit and Metrics record."""
     logsafe.install()  # also under stock mitmdump/mitmweb, which never run our CLI
     store = PolicyStore()
     sanitisers = Sanitisers(store)
@@ -24,7 +24,9 @@ def make_addons() -> list:
             return False, "sanitiser workers not running"
         return True, f"ready: policy {store.policy.name} {store.policy.version}"
 
-    return [Resolve(), store, sanitisers, Gateway(store, sanitisers), Metrics(ready), Audit(store)]
+    # Audit before Metrics: with `audit: required`, an upload whose record cannot be
+    # written is blocked there, and the metrics must count the block.
+    return [Resolve(), store, sanitisers, Gateway(store, sanitisers), Audit(store), Metrics(ready)]
 
 
 __all__ = ["Audit", "Gateway", "Metrics", "PolicyStore", "Resolve", "Sanitisers", "make_addons"]

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from mitmproxy import ctx, exceptions, http
 
 from .decision import Decision, decision_of
-from .gateway import request_host
+from .gateway import block, request_host
 from .metrics import ERRORS
 
 log = logging.getLogger("scrubgate.audit")
@@ -186,6 +186,16 @@ class Audit:
                 ERRORS.labels("audit").inc()
                 log.error(f"cannot write the audit log (incident {d.incident} not recorded): "
                           f"{e.strerror or type(e).__name__}")
+                self._unrecorded(flow, d)
+
+    def _unrecorded(self, flow: http.HTTPFlow, d) -> None:
+        """An upload whose record could not be written: with `audit: required` it does not
+        leave (fail closed); chat without files still does."""
+        policy = self.store.policy
+        if policy is None or policy.audit != "required" or d.action == "block":
+            return
+        if d.upload or d.payloads:
+            block(flow, d, policy, "audit_unavailable", "the audit log cannot be written")
 
     def done(self) -> None:
         with self._lock:

@@ -29,6 +29,8 @@ _WHY = {
     "timeout": "Checking the file for patient details took too long.",
     "worker_crash": "Something went wrong while checking the file for patient details.",
     "overloaded": "The gateway is too busy to check the file right now. Please try again in a minute.",
+    "audit_unavailable": ("The gateway cannot record this upload in its audit log right now, and your "
+                          "organisation's policy does not allow uploads that cannot be recorded."),
 }
 
 

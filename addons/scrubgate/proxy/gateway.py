@@ -226,22 +226,26 @@ class Gateway:
             decision.job_seconds = time.perf_counter() - t0
 
     def _block(self, flow: http.HTTPFlow, decision: Decision, reason: str, detail: str) -> None:
-        decision.action, decision.reason, decision.detail = "block", reason, detail
-        publish(flow, decision)
-        service = self.policy.catalogue.by_id.get(decision.service) if self.policy else None
-        body, ctype = blockpage.render(reason, service.name if service else decision.service,
-                                       self.policy.approved_channel, flow.request.headers.get("accept", ""),
-                                       decision.incident)
-        headers = {"Content-Type": ctype, "Cache-Control": "no-store", "X-Scrubgate-Reason": reason,
-                   "X-Scrubgate-Incident": decision.incident}
-        origin = flow.request.headers.get("origin")
-        if origin:
-            # A web app uploads with fetch/XHR from another origin (web.whatsapp.com to
-            # mmg.whatsapp.net). Without these its script sees only "network error"; with
-            # them it can read the 403 and our reason. The body holds no patient data.
-            headers.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                            "Access-Control-Expose-Headers": "X-Scrubgate-Reason, X-Scrubgate-Incident",
-                            "Vary": "Origin"})
-        flow.response = http.Response.make(403, body, headers)
-        log.info(f"blocked upload to {decision.service}: {reason} (incident {decision.incident})")
+        block(flow, decision, self.policy, reason, detail)
 
+
+def block(flow: http.HTTPFlow, decision: Decision, policy: Policy | None, reason: str, detail: str) -> None:
+    """Answer the flow with the block page (403) instead of forwarding it."""
+    decision.action, decision.reason, decision.detail = "block", reason, detail
+    publish(flow, decision)
+    service = policy.catalogue.by_id.get(decision.service) if policy else None
+    body, ctype = blockpage.render(reason, service.name if service else decision.service,
+                                   policy.approved_channel, flow.request.headers.get("accept", ""),
+                                   decision.incident)
+    headers = {"Content-Type": ctype, "Cache-Control": "no-store", "X-Scrubgate-Reason": reason,
+               "X-Scrubgate-Incident": decision.incident}
+    origin = flow.request.headers.get("origin")
+    if origin:
+        # A web app uploads with fetch/XHR from another origin (web.whatsapp.com to
+        # mmg.whatsapp.net). Without these its script sees only "network error"; with
+        # them it can read the 403 and our reason. The body holds no patient data.
+        headers.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                        "Access-Control-Expose-Headers": "X-Scrubgate-Reason, X-Scrubgate-Incident",
+                        "Vary": "Origin"})
+    flow.response = http.Response.make(403, body, headers)
+    log.info(f"blocked upload to {decision.service}: {reason} (incident {decision.incident})")
