@@ -181,12 +181,13 @@ class Audit:
                 if self._fd is None:  # a failed reopen or rotation: try again for this record
                     self._open()
                 self._write(line.encode("ascii"))
+                return
             except OSError as e:
                 # The error only: a strerror never carries a record's content.
                 ERRORS.labels("audit").inc()
                 log.error(f"cannot write the audit log (incident {d.incident} not recorded): "
                           f"{e.strerror or type(e).__name__}")
-                self._unrecorded(flow, d)
+        self._unrecorded(flow, d)  # outside the lock: it renders a block page
 
     def _unrecorded(self, flow: http.HTTPFlow, d) -> None:
         """An upload whose record could not be written: with `audit: required` it does not

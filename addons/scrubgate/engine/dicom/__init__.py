@@ -62,12 +62,19 @@ _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def _touch(ds, depth: int = 0) -> None:
+    """Convert every element now, and hold each known sequence to being one: a damaged
+    VR turns a sequence into text that later code would iterate as items (found by
+    fuzzing: Other Patient IDs read as a name)."""
+    from pydicom.datadict import dictionary_has_tag, dictionary_VR
+
     if depth > 16:
         raise ValueError("sequences nested too deeply")
     for elem in ds:
         if elem.VR == "SQ":
             for item in elem.value:
                 _touch(item, depth + 1)
+        elif dictionary_has_tag(elem.tag) and dictionary_VR(elem.tag) == "SQ":
+            raise ValueError("a sequence element that is not a sequence")
 
 
 def hints_from_bytes(data: bytes) -> tuple[tuple[str, str], ...]:

@@ -351,9 +351,7 @@ def collect_hints(ds) -> tuple[tuple[str, str], ...]:
     for keyword in _ID_KEYWORDS:
         for value in _values(ds, keyword):
             add("mrn", value)
-    others = ds.get(tag_for_keyword("OtherPatientIDsSequence"))
-    # Only a real sequence holds items: a damaged VR turns it into text (found by fuzzing).
-    for item in others.value if others is not None and others.VR == "SQ" and others.value else ():
+    for item in ds.get("OtherPatientIDsSequence", None) or ():
         for value in _values(item, "PatientID"):
             add("mrn", value)
     for keyword in _DATE_KEYWORDS:
