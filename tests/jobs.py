@@ -23,3 +23,16 @@ def boom(_):
 
 def niceness(_):
     return os.nice(0)
+
+
+def reverse_payload(tag, payload):
+    """A send-once job: the payload arrives as bytes, other bytes go back."""
+    return (tag, len(payload)), payload[::-1]
+
+
+def keep_payload(tag, payload):
+    return tag, None
+
+
+def die_with_payload(_, payload):
+    os._exit(13)

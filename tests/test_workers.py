@@ -84,3 +84,29 @@ def test_workers_run_below_the_proxy_priority():
 
     worker_nice, _ = run(_with_pool(scenario))
     assert worker_nice >= os.nice(0) + WORKER_NICENESS or worker_nice == 19
+
+
+def test_a_payload_crosses_the_pipe_once_each_way_and_intact():
+    # 24 MB each way: raw bytes beside the pickled call (send_bytes), not inside it.
+    body = os.urandom(1 << 20) * 24
+
+    async def scenario(pool):
+        value, out = await pool.run_with_payload("jobs:reverse_payload", "t", body, timeout=60)
+        unchanged = await pool.run_with_payload("jobs:keep_payload", "u", b"", timeout=60)
+        return value, out, unchanged
+
+    (value, out, unchanged), _ = run(_with_pool(scenario))
+    assert value == ("t", len(body)) and out == body[::-1]
+    assert unchanged == ("u", None)
+
+
+def test_a_worker_that_dies_on_a_payload_job_fails_only_that_job():
+    body = b"\0" * (64 << 20)  # far more than a pipe holds
+
+    async def scenario(pool):
+        with pytest.raises(WorkerDied):
+            await pool.run_with_payload("jobs:die_with_payload", None, body, timeout=60)
+        return await pool.run("jobs:echo", "after", timeout=30)
+
+    result, restarts = run(_with_pool(scenario))
+    assert result == "after" and restarts == ["worker_crash"]

@@ -144,6 +144,15 @@ def on_failure(fail_open: bool, reason: str, detail: str = "") -> BodyOutcome:
     return BodyOutcome("block", reason, detail)
 
 
+def inspect_payload(job: BodyJob, body: bytes) -> tuple[BodyOutcome, bytes | None]:
+    """`inspect_body` for the worker pool's send-once call (`WorkerPool.run_with_payload`):
+    the body arrives beside the pickled job, and the new body leaves beside the outcome,
+    so that neither is pickled (copied) in the gateway process."""
+    outcome = inspect_body(replace(job, body=body))
+    new_body, outcome.new_body = outcome.new_body, None
+    return outcome, new_body
+
+
 def inspect_body(job: BodyJob) -> BodyOutcome:
     plan = job.plan
     try:

@@ -29,6 +29,10 @@ log = logging.getLogger("scrubgate.workers")
 WORKER_NICENESS = int(os.environ.get("SCRUBGATE_WORKER_NICENESS", "10"))
 
 
+# How long a starting worker may take to load its models before it is handed jobs anyway.
+WARM_UP_SECONDS = 120.0
+
+
 class PoolError(Exception):
     reason = "engine_error"
 
@@ -71,19 +75,32 @@ def _worker_main(conn, warm_up: str | None = None) -> None:
             _resolve(warm_up)()
         except Exception:
             pass  # the job itself will fail, and report, if the model really cannot load
+    try:
+        conn.send("ready")
+    except (OSError, ValueError):
+        return
     while True:
         try:
-            name, arg = conn.recv()
+            name, arg, with_payload = conn.recv()
+            payload = conn.recv_bytes() if with_payload else None
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        out = None
         try:
             if name not in functions:
                 functions[name] = _resolve(name)
-            result = ("ok", functions[name](arg))
+            if with_payload:
+                value, out = functions[name](arg, payload)
+            else:
+                value = functions[name](arg)
+            result = ("ok", value, out is not None)
         except Exception as e:  # reported by type only: messages may quote the payload
-            result = ("err", type(e).__name__)
+            result, out = ("err", type(e).__name__, False), None
+        del payload
         try:
             conn.send(result)
+            if out is not None:
+                conn.send_bytes(out)
         except (OSError, ValueError):
             return
 
@@ -101,9 +118,25 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def call(self, message) -> Any:
-        self.parent.send(message)
-        return self.parent.recv()
+    def wait_ready(self, seconds: float = WARM_UP_SECONDS) -> None:
+        """Block until the worker has loaded its models. A job's timeout must not pay for
+        a fresh worker's warm-up (seconds on a busy machine). A worker that dies or never
+        answers is handed out anyway: its first job then fails and replaces it."""
+        try:
+            if self.parent.poll(seconds):
+                self.parent.recv()
+        except (EOFError, OSError):
+            pass
+
+    def call(self, name: str, arg: Any, payload: bytes | None) -> tuple[str, Any, bytes | None]:
+        # The payload (an upload's body) goes as raw bytes beside the pickled call, and the
+        # answer's bytes come back the same way: send_bytes writes from the caller's buffer,
+        # so the gateway never holds a pickled copy of an upload.
+        self.parent.send((name, arg, payload is not None))
+        if payload is not None:
+            self.parent.send_bytes(payload)
+        status, value, with_out = self.parent.recv()
+        return status, value, self.parent.recv_bytes() if with_out else None
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -138,6 +171,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         workers = await asyncio.gather(*(loop.run_in_executor(self._threads, _Worker, self._ctx, self.warm_up)
                                          for _ in range(self.size)))
+        await asyncio.gather(*(loop.run_in_executor(self._threads, w.wait_ready) for w in workers))
         for w in workers:
             self._workers.add(w)
             self._idle.put_nowait(w)
@@ -150,6 +184,7 @@ class WorkerPool:
             return
         fresh = await loop.run_in_executor(self._threads, _Worker, self._ctx, self.warm_up)
         self._workers.add(fresh)
+        await loop.run_in_executor(self._threads, fresh.wait_ready)
         self._idle.put_nowait(fresh)
         self.on_restart(reason)
         log.warning("scrubgate worker replaced after %s", reason)
@@ -160,6 +195,17 @@ class WorkerPool:
         task.add_done_callback(self._tasks.discard)
 
     async def run(self, function: str, arg: Any, timeout: float) -> Any:
+        """`function(arg)` in a worker: its value."""
+        value, _ = await self._run(function, arg, None, timeout)
+        return value
+
+    async def run_with_payload(self, function: str, arg: Any, payload: bytes,
+                               timeout: float) -> tuple[Any, bytes | None]:
+        """`function(arg, payload)` in a worker, which returns (value, bytes or None).
+        The payload and the returned bytes cross the pipe once each, unpickled."""
+        return await self._run(function, arg, payload, timeout)
+
+    async def _run(self, function: str, arg: Any, payload: bytes | None, timeout: float):
         if self.closed:
             raise WorkerDied("pool is shut down")
         if self._idle.empty() and self.waiting >= self.max_queue:
@@ -172,10 +218,10 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         self.busy += 1
         try:
-            future = loop.run_in_executor(self._threads, worker.call, (function, arg))
+            future = loop.run_in_executor(self._threads, worker.call, function, arg, payload)
             future.add_done_callback(_consume)  # a killed worker's late error is expected
             try:
-                status, value = await asyncio.wait_for(asyncio.shield(future), timeout)
+                status, value, out = await asyncio.wait_for(asyncio.shield(future), timeout)
             except asyncio.TimeoutError:
                 self._spawn(self._replace(worker, "timeout"))
                 raise JobTimeout(f"job ran over {timeout:g} s") from None
@@ -191,7 +237,7 @@ class WorkerPool:
         self._idle.put_nowait(worker)
         if status == "err":
             raise JobFailed(f"job raised {value}")
-        return value
+        return value, out
 
     async def close(self) -> None:
         self.closed = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from dataclasses import replace
 
 from mitmproxy import ctx, exceptions
 
@@ -23,7 +24,7 @@ from .policy_store import PolicyStore
 
 log = logging.getLogger("scrubgate")
 
-INSPECT_JOB = "scrubgate.job:inspect_body"
+INSPECT_JOB = "scrubgate.job:inspect_payload"
 
 
 class Sanitisers:
@@ -89,7 +90,11 @@ class Sanitisers:
     async def inspect(self, job: BodyJob, timeout: float) -> BodyOutcome:
         """Run one body through a worker. Raises workers.PoolError when it could not."""
         assert self.pool is not None, "sanitisers not running"
-        return await self.pool.run(INSPECT_JOB, job, timeout)
+        # The body crosses to the worker as raw bytes, not inside the pickled job.
+        outcome, new_body = await self.pool.run_with_payload(INSPECT_JOB, replace(job, body=b""), job.body,
+                                                             timeout)
+        outcome.new_body = new_body
+        return outcome
 
 
 def _confdir_secret(path: str) -> bytes:
