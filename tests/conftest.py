@@ -98,6 +98,16 @@ class _UpstreamHandler(StandInHandler):
             return
         if "fault=slow" in self.path:
             time.sleep(3)
+        if "download=trickle" in self.path:  # 64 KiB now, the other 2 MiB three seconds later
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(65536 + (2 << 20)))
+            self.end_headers()
+            self.wfile.write(b"\x01" * 65536)
+            self.wfile.flush()
+            time.sleep(3)
+            self.wfile.write(b"\x02" * (2 << 20))
+            return
         self.reply_json({"ok": True, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})
 
     def _chunked(self) -> tuple[bytes, bytes]:

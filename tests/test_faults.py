@@ -251,3 +251,44 @@ def test_uploads_beyond_the_inflight_budget_are_refused_and_the_budget_comes_bac
     assert r.status_code == 200, r.text[:200]
     assert_sink_clean(upstream, [again], judge_pixels=0)
     assert received(upstream, held) == []
+
+
+def test_a_chunked_upload_holds_a_whole_upload_of_the_budget_while_it_is_read(budgeted, upstream):
+    # No Content-Length: mitmproxy reads a chunked body to its end, so the body's share of
+    # the budget is taken up front -- a whole max_body_bytes (here 1 MiB, the whole budget).
+    held = "chunked-" + uuid.uuid4().hex[:6]
+    tls = tunnel(budgeted)
+    first = fresh(held)[:50_000]
+    tls.sendall(f"POST /api/files.upload?fid={held} HTTP/1.1\r\nHost: slack.com\r\nContent-Type: image/jpeg\r\n"
+                f"Transfer-Encoding: chunked\r\n\r\n{len(first):x}\r\n".encode() + first + b"\r\n")
+    deadline = time.monotonic() + 10
+    while metric(budgeted, "scrubgate_inflight_bytes") < 1048576:
+        assert time.monotonic() < deadline, "the chunked body never counted"
+        time.sleep(0.05)
+    small = "small-" + uuid.uuid4().hex[:6]
+    r = upload(budgeted, small)
+    assert r.status_code == 403 and r.headers["x-scrubgate-reason"] == "overloaded", r.text[:200]
+    assert received(upstream, small) == []
+    tls.close()
+    deadline = time.monotonic() + 10
+    while metric(budgeted, "scrubgate_inflight_bytes") > 0:
+        assert time.monotonic() < deadline, "an aborted chunked upload kept its share of the budget"
+        time.sleep(0.05)
+    assert received(upstream, held) == []
+    assert upload(budgeted, "after-" + uuid.uuid4().hex[:6]).status_code == 200
+
+
+def test_a_download_is_streamed_through_not_held_whole(budgeted):
+    # The upstream sends 64 KiB, waits 3 s, then 2 MiB: a buffering proxy would hold
+    # (and count in memory) the whole answer and deliver nothing for 3 s.
+    with budgeted.client() as c:
+        t0 = time.monotonic()
+        with c.stream("GET", "https://slack.com/files/big.bin?download=trickle") as r:
+            assert r.status_code == 200
+            stream = r.iter_bytes()
+            first = next(stream)
+            first_at = time.monotonic() - t0
+            total = len(first) + sum(len(b) for b in stream)
+        done_at = time.monotonic() - t0
+    assert total == 65536 + (2 << 20)
+    assert done_at >= 3 and first_at < 2.5, (first_at, done_at)

@@ -43,8 +43,8 @@ class Limits:
     max_payloads: int = 32
     job_timeout_seconds: float = 30.0
     max_queue: int = 64
-    # Request bodies held for inspection at once, summed over every upload (the
-    # process holds up to ~3x this: the body, the job sent to a worker, the result).
+    # Request bodies held for inspection at once, summed over every upload (the body
+    # crosses to a worker as raw bytes, so the process holds about one copy of each).
     max_inflight_bytes: int = 256 * 1024 * 1024
     engine: EngineLimits = EngineLimits()
 

@@ -28,6 +28,8 @@ log = logging.getLogger("scrubgate")
 # Bodies this small, with no Content-Encoding, are checked for files on the
 # event loop (a cheap parse) so that chat messages never queue behind OCR.
 INLINE_LIMIT = 256 * 1024
+# Methods whose requests carry a body even when no length is declared (HTTP/2).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A range header on an upload means "this is one piece of a bigger file".
 _PARTIAL_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 
@@ -104,6 +106,12 @@ class Gateway:
         self.inflight_bytes -= state.reserved
         state.reserved = 0
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # Nothing inspects answers: stream them, so a large download from a catalogue
+        # host (a video from a messenger's media host) is never held in memory whole.
+        if flow.response is not None and not flow.response.stream:
+            flow.response.stream = True
+
     def error(self, flow: http.HTTPFlow) -> None:
         self._release(flow)  # a client gone mid-body gives its reservation back
 
@@ -124,13 +132,24 @@ class Gateway:
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
         service = self._route(flow, self.policy)
-        length = flow.request.headers.get("content-length", "")
-        if not service or not length.isdigit():
+        if not service:
             return
         limits = self.policy.limits
-        if int(length) > limits.max_body_bytes:
+        length = flow.request.headers.get("content-length", "")
+        if length.isdigit():
+            declared = int(length)
+        elif "transfer-encoding" in flow.request.headers or (
+                flow.request.method in _BODY_METHODS and (flow.request.is_http2 or flow.request.is_http3)):
+            # A body of unknown length (chunked, or HTTP/2 without content-length) holds a
+            # whole upload's worth of the budget while mitmproxy reads it. mitmproxy cannot
+            # cap one request body without also capping every download (body_size_limit is
+            # one option for both directions), so this reservation is what bounds them.
+            declared = limits.max_body_bytes
+        else:
+            return  # HTTP/1 without either header: no body
+        if declared > limits.max_body_bytes:
             outcome = on_failure(self.policy.fail_open, "too_large", "declared body size is over the limit")
-        elif not self._reserve(flow, int(length), limits.max_inflight_bytes):
+        elif not self._reserve(flow, declared, limits.max_inflight_bytes):
             outcome = on_failure(self.policy.fail_open, "overloaded", "too many upload bytes in flight")
         else:
             return
