@@ -419,4 +419,4 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
     notes = []
     if c.counts(False)["heif_extra_images"]:
         notes.append("heif: only the primary image is decoded")
-    return raster.Decoded(frames=frames, encode=encode, photographic=True, notes=notes)
+    return raster.Decoded(frames=frames, encode=encode, photographic=True, camera=True, notes=notes)

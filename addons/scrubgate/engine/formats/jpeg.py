@@ -185,6 +185,8 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
         icc = im.info.get("icc_profile")
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         dpi = im.info.get("dpi")
+        exif = im.getexif()
+        camera = bool(exif.get(0x010F) or exif.get(0x0110))  # Make, Model
         im.load()  # an MPO's first picture only: the others go with strip()
         frame = ImageOps.exif_transpose(im)
         im.close()
@@ -203,4 +205,4 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
         bare.save(buf, "JPEG", **kw)
         return buf.getvalue()
 
-    return raster.Decoded(frames=[frame], encode=encode, photographic=True)
+    return raster.Decoded(frames=[frame], encode=encode, photographic=True, camera=camera)

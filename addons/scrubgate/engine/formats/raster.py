@@ -57,6 +57,9 @@ class Decoded:
     # graphics (a camera's JPEG, HEIC, lossy WebP): the text reader that copes
     # with photographed print (PP-OCR) then reads first.
     photographic: bool = False
+    # True when a camera took it (a JPEG whose EXIF names a make or model, a HEIC): the
+    # text detector may then try small inputs first (scanner/text/detect.py, `ladder`).
+    camera: bool = False
     notes: list[str] = field(default_factory=list)
 
 

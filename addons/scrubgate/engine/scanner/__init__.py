@@ -59,7 +59,7 @@ def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
         digest = hashlib.blake2b(frame.tobytes(), digest_size=16).hexdigest()
         result = seen.get(digest)
         if result is None:
-            result = scan_frame(frame, options, decoded.photographic)
+            result = scan_frame(frame, options, decoded.photographic, decoded.camera)
             seen[digest] = result
             findings.extend(result.findings)
         if result.fills or result.blurs:
@@ -68,7 +68,8 @@ def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
     return changed, findings
 
 
-def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = False) -> FrameResult:
+def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = False,
+               camera: bool = False) -> FrameResult:
     result = FrameResult()
     codes = barcodes.find(frame)
     for box, family in codes:
@@ -79,7 +80,7 @@ def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = F
         # so the text stages see the codes blanked.
         page = _blank(frame, [b for b, _ in codes]) if codes else frame
         fills, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
-                                 photographic=photographic, colour_source=frame)
+                                 photographic=photographic, camera=camera, colour_source=frame)
         result.fills += fills
         result.findings += found
     # Faces in every format: a phone screenshot of a chart's patient photo is a PNG.

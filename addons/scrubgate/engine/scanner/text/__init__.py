@@ -29,10 +29,12 @@ _HEADER_BAND = 0.35  # coloured header bands sit in the top third of a screen
 
 
 def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[str, str], ...] = (),
-         photographic: bool = False, colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
+         photographic: bool = False, camera: bool = False,
+         colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
     """(boxes to fill, findings) for the text in `image` that the policy's `text`
     (identifiers|all|none) wants gone. `photographic` (a camera's JPEG or HEIC)
-    picks which reader goes first; `colour_source` is the unblanked picture, for
+    picks which reader goes first, `camera` lets the detector try small inputs first
+    on a big photo; `colour_source` is the unblanked picture, for
     the colour of each line's background."""
     from .. import ocr
 
@@ -40,7 +42,7 @@ def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[st
         return [], []
     started = time.perf_counter()
     try:
-        lines = read.read_lines(image, detect.find_lines(image), languages, photographic)
+        lines = read.read_lines(image, detect.find_lines(image, camera=camera), languages, photographic)
         page = Page(image.size, lines, on_colour=_on_colour(colour_source or image, lines))
         redactions = rules.decide(page, text, hints)
     finally:
