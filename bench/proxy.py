@@ -80,16 +80,16 @@ class _Handler(conftest._UpstreamHandler):
     do_GET = do_POST = do_PUT = _handle
 
 
-def start_upstream(tmp: Path):
+def start_upstream(tmp: Path, handler: type = _Handler):
     ca = trustme.CA()
     cert = ca.issue_cert(*conftest.UPSTREAM_HOSTS)
     ca_pem = tmp / "upstream-ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    server.request_queue_size = 256
+    server.request_queue_size = 1024
     # handshake in the handler thread, not in accept(): one slow handshake must not stall the listener
     server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
