@@ -189,13 +189,6 @@ class Audit:
                           f"{e.strerror or type(e).__name__}")
         self._unrecorded(flow, d)  # outside the lock: it renders a block page
 
-    def error(self, flow: http.HTTPFlow) -> None:
-        # A refusal whose flow never reached the request hook: closed unread by the
-        # gateway, or a client that left before its body was in.
-        d = decision_of(flow)
-        if d is not None and d.action == "block":
-            self.request(flow)
-
     def _unrecorded(self, flow: http.HTTPFlow, d) -> None:
         """An upload whose record could not be written: with `audit: required` it does not
         leave (fail closed); chat without files still does."""

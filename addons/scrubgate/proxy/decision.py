@@ -45,7 +45,6 @@ class FlowState:
     route: tuple[Any, Any] | None = None  # (policy, service): valid while that policy is in force
     decision: Decision | None = None
     reserved: int = 0  # body bytes this flow holds of the gateway's in-flight budget
-    refusing: int = 0  # body bytes it holds of the allowance for refused bodies
 
 
 _STATES: "weakref.WeakKeyDictionary[Any, FlowState]" = weakref.WeakKeyDictionary()

@@ -67,7 +67,6 @@ class Gateway:
         self.store = store
         self.sanitisers = sanitisers
         self.inflight_bytes = 0  # body bytes held for inspection: limits.max_inflight_bytes
-        self.refusing_bytes = 0  # bodies read only to answer them with the block page
 
     @property
     def policy(self) -> Policy | None:
@@ -105,8 +104,7 @@ class Gateway:
     def _release(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         self.inflight_bytes -= state.reserved
-        self.refusing_bytes -= state.refusing
-        state.reserved = state.refusing = 0
+        state.reserved = 0
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # Nothing inspects answers: stream them, so a large download from a catalogue
@@ -157,28 +155,7 @@ class Gateway:
             return
         if outcome.action == "block":  # failing open, the body is still read and checked
             decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
-            self._refuse_unread(flow, decision, declared, outcome.reason, outcome.detail)
-
-    def _refuse_unread(self, flow: http.HTTPFlow, decision: Decision, declared: int, reason: str,
-                       detail: str) -> None:
-        """Refuse a request whose body has not been read. mitmproxy sends an answer only
-        once the whole body is in, so showing the block page means holding the body. The
-        bodies of refused requests get their own allowance, a quarter of the in-flight
-        budget: within it the client gets the page; beyond it the connection is closed
-        without reading the body (refused, counted and audited all the same), so that a
-        burst of refused uploads cannot fill the memory the budget protects."""
-        state = state_of(flow)
-        allowance = self.policy.limits.max_inflight_bytes // 4
-        if self.refusing_bytes + declared <= allowance:
-            self.refusing_bytes += declared
-            state.refusing = declared
-            self._block(flow, decision, reason, detail)
-            return
-        decision.action, decision.reason, decision.detail = "block", reason, detail + "; connection closed unread"
-        publish(flow, decision)
-        log.info(f"refused upload to {decision.service}: {reason}, connection closed unread "
-                 f"(incident {decision.incident})")
-        flow.kill()
+            self._block(flow, decision, outcome.reason, outcome.detail)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         try:

@@ -35,7 +35,7 @@ FLOWS = Counter("scrubgate_flows_total", "Requests to catalogue services, by the
 PAYLOADS = Counter("scrubgate_payloads_total",
                    "Files found inside requests, by content kind and the action taken on each.",
                    ["service", "content", "action"], registry=REGISTRY)
-BLOCKS = Counter("scrubgate_blocks_total", "Requests refused (a block page, or a large body refused unread), by reason.",
+BLOCKS = Counter("scrubgate_blocks_total", "Requests answered with a block page, by reason.",
                  ["service", "reason"], registry=REGISTRY)
 IDENTIFIERS = Counter("scrubgate_identifiers_total",
                       "Identifiers found in files (and removed, unless the action was monitor).",
@@ -205,9 +205,3 @@ class Metrics:
         if decision is not None and not decision.recorded_metrics:
             decision.recorded_metrics = True
             record(decision)
-
-    def error(self, flow) -> None:
-        # A refusal whose flow never reached the request hook (closed unread, client gone).
-        decision = decision_of(flow)
-        if decision is not None and decision.action == "block":
-            self.request(flow)
