@@ -4,7 +4,7 @@
 #   make bench  set everything up, then run the speed and load benchmarks (~16 min; bench/results/)
 #   make quality  set everything up, then run the evaluation suite: what survives cleaning,
 #               judged by RapidOCR and EasyOCR (evaluation/results/; hours with both judges)
-#   make fuzz   set everything up, then fuzz the parsers and formats for 1-2 hours
+#   make fuzz   set everything up, then fuzz the parsers and formats (several hours)
 #               (hypothesis, then atheris; counts to bench/results/fuzz-DATE.md)
 .PHONY: run test bench quality fuzz setup setup-test lock clean
 
@@ -28,7 +28,7 @@ quality: setup-test
 
 # Long fuzzing: tests/test_fuzz.py's hypothesis targets with FUZZ_EXAMPLES inputs each,
 # then atheris (coverage-guided libFuzzer) on the engine and on the whole request job.
-# Defaults: 20000 x 7 + 1000000 + 50000, about 1.2 million inputs, 1-2 hours on 2 cores.
+# Defaults: 20000 x 7 + 1000000 + 50000, about 1.2 million inputs, several hours on 2 cores.
 # Crashes are written as crash-* into a scratch folder that is printed.
 FUZZ_EXAMPLES ?= 20000
 FUZZ_ENGINE_RUNS ?= 1000000
