@@ -31,8 +31,8 @@ from scrubgate.demo import StandInHandler, free_ports, stop_process  # noqa: F40
 ROOT = Path(__file__).resolve().parent.parent
 SCRUBGATE = [sys.executable, "-m", "scrubgate"]
 # Hosts the upstream stands in for. bank.example.org is outside the catalogue.
-UPSTREAM_HOSTS = ["slack.com", "files.slack.com", "mmg.whatsapp.net", "api.imgur.com", "discord.com",
-                  "upload.twitter.com", "bank.example.org"]
+UPSTREAM_HOSTS = ["slack.com", "files.slack.com", "mmg.whatsapp.net", "web.whatsapp.com", "api.imgur.com",
+                  "discord.com", "upload.twitter.com", "bank.example.org"]
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_every_field_with_its_type_and_no_query_string(authed, upstream):
         r = c.post(f"https://discord.com{path}?token=SECRET123&name=KOWALSKI",
                    files={"files[0]": ("image.png", screen, "image/png")})
         assert r.status_code == 200, r.text
-        blocked = c.post("https://mmg.whatsapp.net/mms/image/x9?auth=SECRET123", content=b"\x8f" * 512,
+        blocked = c.post("https://web.telegram.org/apiw1?auth=SECRET123", content=b"\x8f" * 512,
                          headers={"Content-Type": "image/jpeg", "Accept": "application/json"})
         assert blocked.status_code == 403
     got = upstream.received(path)[-1]
@@ -143,7 +143,7 @@ def test_every_field_with_its_type_and_no_query_string(authed, upstream):
     assert f'sha256="{pol["sha256"]}"' in authed.metrics()  # the very digest scrubgate_policy_info carries
 
     assert (block["service"], block["action"], block["reason"], block["path"], block["user"]) == \
-        ("whatsapp", "block", "opaque_service", "/mms/image/x9", "alice")
+        ("telegram", "block", "opaque_service", "/apiw1", "alice")
     assert block["incident"] == blocked.json()["incident"] != rec["incident"]  # the block page's id
     text = authed.audit_log.read_text()
     assert "SECRET123" not in text and "KOWALSKI" not in text.upper() and "token" not in text

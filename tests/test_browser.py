@@ -6,6 +6,11 @@ when an upload is stopped.
   mmg.whatsapp.net). Its script can read the 403, the reason and the approved
   channel only because the block response carries CORS headers; without them
   the browser hides every detail and the script sees "Failed to fetch".
+
+A block page needs the connection to be decrypted, so these run with the policy's
+`tls.blocked_media_hosts: intercept` (for browsers that trust the CA). With the
+shipped `refuse`, mmg.whatsapp.net is refused at the TLS handshake, as pinned apps
+need, and the browser's script sees only a network error.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ FORM_PAGE = """<!doctype html><html><body>
 
 
 @pytest.fixture(scope="module")
+def intercepting(tmp_path_factory, upstream):
+    from conftest import gateway_with_policy_edits, stop_gateway
+    gw = gateway_with_policy_edits(tmp_path_factory.mktemp("intercept"), upstream,
+                                   {"blocked_media_hosts: refuse": "blocked_media_hosts: intercept"})
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(scope="module")
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
@@ -60,20 +74,30 @@ def browse(chromium: str, gateway, url: str, tmp_path) -> str:
     return r.stdout
 
 
-def test_a_web_apps_upload_script_can_read_why_it_was_blocked(chromium, gateway, upstream, tmp_path):
+def test_a_web_apps_upload_script_can_read_why_it_was_blocked(chromium, intercepting, upstream, tmp_path):
     upstream.pages["/browser/fetch"] = FETCH_PAGE
-    dom = browse(chromium, gateway, "https://slack.com/browser/fetch", tmp_path)
+    dom = browse(chromium, intercepting, "https://slack.com/browser/fetch", tmp_path)
     assert "status=403" in dom and "reason=opaque_service" in dom, dom
     assert '"approved_channel"' in dom and "NHSmail" in dom
     assert not upstream.received("/mms/image/from-browser")
 
 
-def test_a_form_post_shows_the_block_page(chromium, gateway, upstream, tmp_path):
+def test_a_form_post_shows_the_block_page(chromium, intercepting, upstream, tmp_path):
     upstream.pages["/browser/form"] = FORM_PAGE
-    dom = browse(chromium, gateway, "https://slack.com/browser/form", tmp_path)
+    dom = browse(chromium, intercepting, "https://slack.com/browser/form", tmp_path)
     assert "Your upload to WhatsApp was stopped" in dom, dom[-2000:]
     assert "NHSmail" in dom and "Nothing was sent to WhatsApp" in dom
     assert not upstream.received("/mms/image/form-post")
+
+
+def test_with_the_shipped_policy_the_media_host_is_refused_before_decryption(chromium, gateway, upstream,
+                                                                           tmp_path):
+    """The shipped default refuses mmg.whatsapp.net by name: the script sees a network
+    error, not a page, and nothing reaches the host."""
+    upstream.pages["/browser/fetch-refused"] = FETCH_PAGE.replace("from-browser", "refused-browser")
+    dom = browse(chromium, gateway, "https://slack.com/browser/fetch-refused", tmp_path)
+    assert '<div id="out">error=TypeError' in dom, dom[-2000:]  # a network error, no response
+    assert not upstream.received("/mms/image/refused-browser")
 
 
 def test_the_readme_documents_the_block_response():

@@ -14,7 +14,7 @@ SAMPLES = {  # the line of each sample in the demo's output -> expected action
     "EHR screenshot": "cleaned",
     "DICOM secondary capture": "cleaned",
     "wristband photo": "cleaned",
-    "WhatsApp media (end-to-end encrypted)": "blocked",
+    "Telegram Web media (MTProto, encrypted)": "blocked",
 }
 PICTURES = ["01-phone-photo.png", "02-ehr-screenshot.png", "03-dicom-secondary-capture.png",
             "04-wristband-photo.png"]
@@ -36,20 +36,20 @@ def test_demo_runs_offline_and_shows_kinds_not_values(tmp_path):
         lines = [ln for ln in r.stdout.splitlines() if ln.strip().startswith(title)]
         assert len(lines) == 1, (title, r.stdout)
         assert re.search(rf"->\s+\S+\s+{action}\b", lines[0]), lines[0]
-    whatsapp = next(ln for ln in r.stdout.splitlines() if "WhatsApp" in ln and "->" in ln)
-    assert "opaque_service" in whatsapp
+    telegram = next(ln for ln in r.stdout.splitlines() if "Telegram" in ln and "->" in ln)
+    assert "opaque_service" in telegram
 
     for name in PICTURES:
         with Image.open(out / name) as im:
             im.verify()
         with Image.open(out / name) as im:
             assert im.width > 2 * im.height * 0.9  # two pictures side by side
-    page = (out / "05-whatsapp-e2ee-block-page.html").read_text()
+    page = (out / "05-telegram-web-block-page.html").read_text()
     assert "<html" in page.lower() and "NHSmail" in page
 
     assert [v for v in VALUES if v in r.stdout or v in r.stderr] == []
     assert re.search(r'scrubgate_identifiers_total\{kind="national_id",source="pixels"\}\s+\+\d', r.stdout)
-    assert re.search(r'scrubgate_blocks_total\{reason="opaque_service",service="whatsapp"\}\s+\+1', r.stdout)
+    assert re.search(r'scrubgate_blocks_total\{reason="opaque_service",service="telegram"\}\s+\+1', r.stdout)
     assert "scrubgate_metadata_removed_total" in r.stdout
 
 
@@ -85,7 +85,7 @@ def test_keep_running_records_later_uploads_in_the_audit_log(tmp_path):
         assert re.search(rf"audit:\s+{re.escape(str(audit))}", text), text[-1500:]
         before = len(audit.read_text().splitlines())
         with httpx.Client(proxy=proxy, verify=ca, timeout=60) as c:
-            r = c.post("https://mmg.whatsapp.net/mms/image/later", content=b"\x00" * 64)
+            r = c.post("https://web.telegram.org/apiw1", content=b"\x00" * 64)
         assert r.status_code == 403
         deadline = time.monotonic() + 10
         while len(audit.read_text().splitlines()) == before and time.monotonic() < deadline:

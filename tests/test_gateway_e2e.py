@@ -65,19 +65,21 @@ def test_a_multipart_jpeg_arrives_without_metadata(gateway, upstream, exiftool, 
 
 
 def test_b_opaque_service_upload_is_blocked_and_never_sent(gateway, upstream):
+    """Telegram Web sends media over MTProto on the same hosts as chat: no media host to
+    refuse by name, so the upload itself is answered with the block page."""
     ciphertext = bytes(range(256)) * 40
     with gateway.client() as c:
-        r = c.post("https://mmg.whatsapp.net/mms/image/abc123?auth=x", content=ciphertext,
+        r = c.post("https://web.telegram.org/apiw1?auth=x", content=ciphertext,
                    headers={"Content-Type": "image/jpeg", "Accept": "text/html"})
     assert r.status_code == 403
     assert r.headers["x-scrubgate-reason"] == "opaque_service"
-    assert len(r.content) >= 512 and "NHSmail" in r.text and "WhatsApp" in r.text
-    assert upstream.received("/mms/") == []
+    assert len(r.content) >= 512 and "NHSmail" in r.text and "Telegram" in r.text
+    assert upstream.received("/apiw") == []
 
 
 def test_b_api_clients_get_json(gateway, upstream):
     with gateway.client() as c:
-        r = c.post("https://mmg.whatsapp.net/mms/image/def456", content=b"\x01\x02" * 100,
+        r = c.post("https://web.telegram.org/apiw1", content=b"\x01\x02" * 100,
                    headers={"Accept": "application/json"})
     assert r.status_code == 403
     doc = r.json()
@@ -164,7 +166,7 @@ def test_g_metrics_show_the_scenarios(gateway, upstream, tmp_path):
     assert value("scrubgate_flows_total", action="sanitize", service="slack") >= 1
     assert value("scrubgate_flows_total", action="sanitize", service="imgur") >= 1
     assert value("scrubgate_flows_total", action="allow", service="slack") >= 1
-    assert value("scrubgate_blocks_total", reason="opaque_service", service="whatsapp") >= 1
+    assert value("scrubgate_blocks_total", reason="opaque_service", service="telegram") >= 1
     assert value("scrubgate_blocks_total", reason="corrupt", service="slack") >= 1
     assert value("scrubgate_payloads_total", action="sanitize", content="image", service="slack") >= 1
     assert value("scrubgate_identifiers_total", kind="location", source="exif") >= 1
@@ -333,7 +335,7 @@ def test_flows_can_be_saved_with_mitmproxys_own_writer(upstream, tmp_path):
             r = c.post("https://discord.com/api/v9/channels/1/messages",
                        files={"f": ("a.jpg", jpeg_with_metadata(tmp_path), "image/jpeg")})
             assert r.status_code == 200
-            blocked = c.post("https://mmg.whatsapp.net/v1/upload", content=encode(picture(), "PNG"),
+            blocked = c.post("https://web.telegram.org/apiw1", content=encode(picture(), "PNG"),
                              headers={"Content-Type": "image/png"})
             assert blocked.status_code == 403
     finally:

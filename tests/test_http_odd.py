@@ -73,7 +73,7 @@ def test_http2_upload_from_a_real_client_is_cleaned(gateway, upstream, tmp_path)
 def test_http2_opaque_upload_is_blocked(gateway, upstream, tmp_path):
     tag = _tag("h2block")
     (tmp_path / "blob").write_bytes(fresh(tag))
-    version, code = _curl_h2(gateway, f"https://mmg.whatsapp.net/v/t62.7118-24/{tag}?fid={tag}",
+    version, code = _curl_h2(gateway, f"https://web.telegram.org/apiw1?fid={tag}",
                              "--data-binary", f"@{tmp_path / 'blob'}", "-H", "Content-Type: image/jpeg")
     assert (version, code) == ("2", 403)
     assert received(upstream, tag) == []

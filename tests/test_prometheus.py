@@ -126,7 +126,7 @@ def test_prometheus_scrapes_the_gateway(scraped):
         r = c.post("https://discord.com/api/v9/channels/1/messages",
                    files={"files[0]": ("image.png", buf.getvalue(), "image/png")})
         assert r.status_code == 200, r.text
-        r = c.post("https://mmg.whatsapp.net/mms/image/p1", content=bytes(range(256)) * 8,
+        r = c.post("https://web.telegram.org/apiw1", content=bytes(range(256)) * 8,
                    headers={"Content-Type": "image/jpeg", "Accept": "application/json"})
         assert r.status_code == 403 and r.json()["reason"] == "opaque_service"
         r = c.post("https://slack.com/api/chat.postMessage", json={"channel": "C1", "text": "ward round at 10"})
@@ -137,7 +137,7 @@ def test_prometheus_scrapes_the_gateway(scraped):
                  for s in prom.query("sum by (action) (scrubgate_flows_total)")}
     assert by_action == {"sanitize": 1, "block": 1, "allow": 1}, by_action
     blocks = prom.wait_for('scrubgate_blocks_total{reason="opaque_service"}', lambda r: value(r) == 1, deadline)
-    assert blocks[0]["metric"]["service"] == "whatsapp" and blocks[0]["metric"]["job"] == "scrubgate"
+    assert blocks[0]["metric"]["service"] == "telegram" and blocks[0]["metric"]["job"] == "scrubgate"
     pixels = prom.wait_for('sum(scrubgate_identifiers_total{source="pixels"})', lambda r: value(r) >= 1, deadline)
     assert value(pixels) >= 3  # the banner carries a name, an NHS number, a date of birth, an MRN ...
     assert prom.query('scrubgate_identifiers_total{source="pixels",kind="national_id"}'), "NHS number not counted"

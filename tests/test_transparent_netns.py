@@ -184,7 +184,8 @@ def path(request, test_ca):
             sh("sh", str(TRANSPARENT / "iptables.sh"), "apply", ns="gw",
                env=dict(os.environ, LAN_IF=f"l{SUFFIX}", PROXY_PORT="8080", GATEWAY_USER=RUN_AS))
         # the upstream: one certificate for every host the client will name
-        cert = test_ca.issue_cert("slack.com", "mmg.whatsapp.net", "bank.example.org")
+        cert = test_ca.issue_cert("slack.com", "files.slack.com", "mmg.whatsapp.net", "web.whatsapp.com",
+                                  "bank.example.org")
         cert.cert_chain_pems[0].write_to_path(str(tmp / "up-cert.pem"))
         cert.private_key_pem.write_to_path(str(tmp / "up-key.pem"))
         test_ca.cert_pem.write_to_path(str(tmp / "up-ca.pem"))
@@ -272,14 +273,63 @@ def test_a_host_outside_the_catalogue_is_tunnelled_untouched(path):
     assert MARKERS[0] in body
 
 
-def test_media_to_an_encrypted_messenger_is_blocked(path):
+def tls_decisions(decision: str, service: str) -> float:
+    text = sh("curl", "-s", "http://127.0.0.1:9464/metrics", ns="gw").stdout
+    for line in text.splitlines():
+        if line.startswith("scrubgate_tls_decisions_total{") and f'decision="{decision}"' in line \
+                and f'service="{service}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_media_to_an_encrypted_messenger_is_refused_by_name(path):
+    """mmg.whatsapp.net is refused at the ClientHello, by SNI: even a client that trusts
+    the CA gets a TLS alert, no certificate, and nothing reaches the host."""
     tag = uuid.uuid4().hex[:8]
     blob = path["tmp"] / f"{tag}.bin"
     blob.write_bytes(os.urandom(4096))
+    before = tls_decisions("refused_media_host", "whatsapp")
     status, headers = curl(path, f"https://mmg.whatsapp.net/mms/image/{tag}", "mmg.whatsapp.net",
                            path["mitm_ca"], "--data-binary", f"@{blob}", "-H", "Content-Type: application/octet-stream")
-    assert status == 403 and headers.get("x-scrubgate-reason") == "opaque_service"
+    assert status == -35 and "access denied" in headers["error"], headers
     assert received(path, tag) == []
+    assert tls_decisions("refused_media_host", "whatsapp") == before + 1
+
+
+def _until_failure_is_counted(service: str, before: float) -> None:
+    deadline = time.monotonic() + 10
+    while tls_decisions("handshake_failed", service) <= before:
+        assert time.monotonic() < deadline, "the failed handshake was not counted"
+        time.sleep(0.1)
+
+
+def test_a_phone_without_the_ca_keeps_chat_but_not_media(path):
+    """A phone that trusts only the public CAs (here: only the upstream's): its first
+    handshake with a WhatsApp chat host fails; after that the chat host is tunnelled
+    to the real server (policy untrusted_clients: tunnel_chat). A media host of a
+    service that is cleaned (files.slack.com) is never tunnelled: it keeps failing,
+    and nothing uninspected reaches it."""
+    before = tls_decisions("handshake_failed", "whatsapp")
+    status, err = curl(path, "https://web.whatsapp.com/ws/chat?fid=first", "web.whatsapp.com", path["up_ca"])
+    assert status == -60, err  # the gateway's certificate is not trusted
+    _until_failure_is_counted("whatsapp", before)
+    tag = uuid.uuid4().hex[:8]
+    status, _ = curl(path, f"https://web.whatsapp.com/ws/chat?fid={tag}", "web.whatsapp.com", path["up_ca"])
+    assert status == 200 and len(received(path, tag)) == 1  # the upstream's own certificate: tunnelled
+
+    before = tls_decisions("handshake_failed", "slack")
+    for attempt in range(2):
+        tag = uuid.uuid4().hex[:8]
+        f = path["tmp"] / f"{tag}.jpg"
+        f.write_bytes(planted_jpeg(tag))
+        status, err = curl(path, f"https://files.slack.com/upload/v1/x?fid={tag}", "files.slack.com",
+                           path["up_ca"], "-F", f"file=@{f};type=image/jpeg")
+        assert status == -60, err
+        assert received(path, tag) == []
+        _until_failure_is_counted("slack", before + attempt)
+    records = [json.loads(ln) for ln in path["audit"].read_text().splitlines()]
+    tunnelled = [r for r in records if r.get("event") == "connection" and r["action"] == "tunnel"]
+    assert tunnelled and tunnelled[-1]["host"] == "web.whatsapp.com" and tunnelled[-1]["reason"] == "tls_untrusted"
 
 
 def test_quic_to_the_internet_is_rejected_at_the_gateway(path):

@@ -257,6 +257,13 @@ def policy_check(path: str) -> int:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, ["-" * w for w in widths], *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    refused = [h for s in policy.catalogue.services for h in s.media_hosts
+               if policy.refusal_at_hello(h.replace("*.", "x.")) is not None]
+    print(f"\nrefused by name before decryption (tls.blocked_media_hosts: {policy.tls.blocked_media_hosts}): "
+          f"{', '.join(refused) or 'none'}")
+    chat = sorted(h for s in policy.catalogue.services for h in s.chat_hosts)
+    print(f"tunnelled for clients that fail the handshake (tls.untrusted_clients: "
+          f"{policy.tls.untrusted_clients}): {', '.join(chat) if policy.tls.untrusted_clients == 'tunnel_chat' else 'none'}")
     return EXIT_OK
 
 

@@ -313,8 +313,8 @@ def make_samples() -> list[Sample]:
                "/upload/v1/demo", s.secondary_capture(), "dicom", "file", "IM0001.dcm", "application/dicom"),
         Sample("04-wristband-photo", "wristband photo", "api.imgur.com", "/3/upload",
                s.wristband_photo(), "image", "image", "wristband.jpg", "image/jpeg"),
-        Sample("05-whatsapp-e2ee", "WhatsApp media (end-to-end encrypted)", "mmg.whatsapp.net",
-               "/mms/image/demo", s.opaque_blob(), "opaque"),
+        Sample("05-telegram-web", "Telegram Web media (MTProto, encrypted)", "web.telegram.org",
+               "/apiw1", s.opaque_blob(), "opaque"),
     ]
 
 

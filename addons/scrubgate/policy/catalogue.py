@@ -2,6 +2,13 @@
 
 Only hosts in the catalogue are ever decrypted (`allow_hosts_patterns()`
 feeds mitmproxy's `allow_hosts`); everything else is tunnelled untouched.
+
+Within a service, hosts come in three kinds, for decisions taken from the TLS
+ClientHello alone (before anything is decrypted):
+  * media hosts carry media uploads (mmg.whatsapp.net, files.slack.com);
+  * chat hosts are documented to carry chat or API calls but no media upload,
+    so they may be tunnelled for a client that cannot be intercepted;
+  * every other host of the service is treated like a media host (fail closed).
 """
 
 from __future__ import annotations
@@ -56,6 +63,12 @@ class Service:
     upload_paths: tuple[re.Pattern, ...] = ()
     chunked: tuple[ChunkedRule, ...] = ()
     host_rx: re.Pattern = field(default=re.compile("$^"), compare=False)
+    media_hosts: tuple[str, ...] = ()  # host globs, as written
+    media_host_rx: re.Pattern = field(default=re.compile("$^"), compare=False)
+    chat_hosts: frozenset[str] = frozenset()  # exact names, never globs
+
+    def is_media_host(self, host: str) -> bool:
+        return bool(self.media_host_rx.match(host))
 
     def claims(self, host: str, path: str) -> bool:
         if not self.host_rx.match(host):
@@ -103,6 +116,18 @@ class ServiceCatalogue:
             found = cache[host] = tuple(s for s in self.services if s.host_rx.match(host))
         return found
 
+    def services_for_host(self, host: str) -> tuple[Service, ...]:
+        """Every service whose hosts match `host` (a TLS server name): the ClientHello has
+        no path, so a shared host belongs to all of them."""
+        return self._services_for(host.lower().rstrip("."))
+
+    def is_chat_host(self, host: str) -> bool:
+        """A host that may be tunnelled for a client that cannot be intercepted: a chat
+        host of every service that claims it, and a media host of none."""
+        services = self.services_for_host(host)
+        host = host.lower().rstrip(".")
+        return bool(services) and all(host in s.chat_hosts and not s.is_media_host(host) for s in services)
+
     def allow_hosts_patterns(self) -> list[str]:
         """Regexes for mitmproxy's allow_hosts, which matches 'host:port' strings."""
         globs = sorted({h for s in self.services for h in s.hosts})
@@ -127,8 +152,8 @@ class ServiceCatalogue:
             if not isinstance(sid, str) or not _ID.match(sid):
                 errors.append(f"{where}: service id must match [a-z0-9_]+")
                 continue
-            m = r.mapping(entry, where, {"name", "media", "hosts", "paths", "upload_paths",
-                                         "chunked_uploads", "sources"}, {"name", "media", "hosts"})
+            m = r.mapping(entry, where, {"name", "media", "hosts", "media_hosts", "chat_hosts", "paths",
+                                         "upload_paths", "chunked_uploads", "sources"}, {"name", "media", "hosts"})
             hosts = r.string_list(m, "hosts", where)
             for h in hosts:
                 if not _HOST_GLOB.match(h):
@@ -151,6 +176,21 @@ class ServiceCatalogue:
                     if not p.startswith("/"):
                         errors.append(f"{where}.{key}: {p!r} must start with '/'")
             r.string_list(m, "sources", where)
+            host_rx = re.compile("^(?:" + "|".join(host_regex(h) for h in hosts or ["$^"]) + ")$")
+            media_hosts = r.string_list(m, "media_hosts", where)
+            chat_hosts = r.string_list(m, "chat_hosts", where)
+            for key, names in (("media_hosts", media_hosts), ("chat_hosts", chat_hosts)):
+                for h in names:
+                    sample = "a." + h[2:] if h.startswith("*.") else h.replace("*", "a")
+                    if not _HOST_GLOB.match(h) or not host_rx.match(sample):
+                        errors.append(f"{where}.{key}: {h!r} is not one of the service's hosts")
+            media_rx = re.compile("^(?:" + "|".join(host_regex(h) for h in media_hosts or ["$^"]) + ")$")
+            for h in chat_hosts:
+                if "*" in h:
+                    errors.append(f"{where}.chat_hosts: {h!r}: chat hosts are exact names (a glob could "
+                                  "cover a media host that is tunnelled)")
+                elif media_rx.match(h):
+                    errors.append(f"{where}.chat_hosts: {h!r} is also a media host")
             services.append(Service(
                 id=sid,
                 name=r.string(m, "name", where) or sid,
@@ -159,8 +199,16 @@ class ServiceCatalogue:
                 paths=tuple(path_regex(p) for p in r.string_list(m, "paths", where)),
                 upload_paths=tuple(path_regex(p) for p in r.string_list(m, "upload_paths", where)),
                 chunked=tuple(chunked),
-                host_rx=re.compile("^(?:" + "|".join(host_regex(h) for h in hosts or ["$^"]) + ")$"),
+                host_rx=host_rx,
+                media_hosts=tuple(media_hosts),
+                media_host_rx=media_rx,
+                chat_hosts=frozenset(h for h in chat_hosts if "*" not in h),
             ))
+        for s in services:  # a chat host of one service must not be another's media host
+            for h in sorted(s.chat_hosts):
+                for other in services:
+                    if other is not s and other.is_media_host(h):
+                        errors.append(f"services.{s.id}.chat_hosts: {h!r} is a media host of {other.id}")
         if errors:
             raise PolicyError(source, errors)
         return cls(services, source)

@@ -50,6 +50,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class TlsPolicy:
+    """The policy's `tls:` block: what is decided from the TLS ClientHello (or an explicit
+    proxy's CONNECT), before anything is decrypted. Safety never depends on memory: a
+    media host is refused or intercepted on every replica alike; only `tunnel_chat`
+    uses what this replica has seen (a client that failed our handshake)."""
+    blocked_media_hosts: str = "refuse"  # refuse: by SNI, without decrypting; intercept: decrypt, show the page
+    untrusted_clients: str = "block"  # tunnel_chat: chat hosts tunnelled for a client that failed; block: never
+    untrusted_memory_seconds: int = 3600  # how long a failed handshake is remembered per client and service
+
+
+@dataclass(frozen=True)
 class ApprovedChannel:
     name: str
     url: str
@@ -79,6 +90,7 @@ class Policy:
     chunked_uploads: str  # "block" or "allow"
     audit: str  # "best_effort" (record what can be) or "required" (no upload without its record)
     limits: Limits
+    tls: TlsPolicy
     approved_channel: ApprovedChannel
     rules: tuple[Rule, ...]
     default_action: str
@@ -95,6 +107,19 @@ class Policy:
             if rule.matches(service, content):
                 return rule.action
         return self.default_action
+
+    def blocks_all_uploads(self, service: Service) -> bool:
+        return all(self.action_for(service, c) == "block" for c in CONTENT_KINDS)
+
+    def refusal_at_hello(self, host: str) -> Service | None:
+        """The service whose media host `host` is, when the policy blocks every upload to
+        every service that claims the host, and refuses such hosts by SNI; else None."""
+        if self.tls.blocked_media_hosts != "refuse":
+            return None
+        services = self.catalogue.services_for_host(host)
+        if not services or not all(self.blocks_all_uploads(s) for s in services):
+            return None
+        return next((s for s in services if s.is_media_host(host.lower().rstrip("."))), None)
 
     def plan_for(self, service: Service, secret: bytes = b"") -> Plan:
         return Plan({c: self.action_for(service, c) for c in CONTENT_KINDS},
@@ -113,7 +138,7 @@ class Policy:
         r = Reader(errors)
         m = r.mapping(doc, "policy", {
             "name", "version", "description", "catalogue", "fail", "text", "faces", "dicom", "chunked_uploads", "audit",
-            "limits", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
+            "limits", "tls", "approved_channel", "rules", "default_action"}, {"name", "rules", "approved_channel"})
         cat_ref = catalogue_path or path.parent / (r.string(m, "catalogue", "policy") or "services.yaml")
         try:
             catalogue = ServiceCatalogue.load(Path(cat_ref))
@@ -146,6 +171,16 @@ class Policy:
             errors.append("limits.max_inflight_bytes: must be at least limits.max_body_bytes "
                           "(one upload of the largest size must fit)")
         dicom = _dicom_options(r, m.get("dicom", {}))
+        tm = r.mapping(m.get("tls", {}), "tls", {"blocked_media_hosts", "untrusted_clients",
+                                                "untrusted_memory_seconds"})
+        t = TlsPolicy()
+        tls = TlsPolicy(
+            blocked_media_hosts=r.choice(tm, "blocked_media_hosts", "tls", ("refuse", "intercept"),
+                                         t.blocked_media_hosts),
+            untrusted_clients=r.choice(tm, "untrusted_clients", "tls", ("tunnel_chat", "block"),
+                                       t.untrusted_clients),
+            untrusted_memory_seconds=int(r.number(tm, "untrusted_memory_seconds", "tls",
+                                                  t.untrusted_memory_seconds, 1, 30 * 86400)))
         am = r.mapping(m.get("approved_channel", {}), "approved_channel", {"name", "url", "contact"},
                        {"name", "url"})
         channel = ApprovedChannel(r.string(am, "name", "approved_channel") or "",
@@ -189,6 +224,7 @@ class Policy:
             chunked_uploads=r.choice(m, "chunked_uploads", "policy", ("block", "allow"), "block"),
             audit=r.choice(m, "audit", "policy", ("best_effort", "required"), "best_effort"),
             limits=limits,
+            tls=tls,
             approved_channel=channel,
             rules=tuple(rules),
             default_action=r.choice(m, "default_action", "policy", ACTIONS, "block"),

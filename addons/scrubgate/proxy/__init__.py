@@ -7,12 +7,14 @@ from .metrics import Metrics
 from .policy_store import PolicyStore
 from .resolve import Resolve
 from .sanitisers import Sanitisers
+from .tls_gate import TlsGate
 
 
 def make_addons() -> list:
     """The addons in hook order: Resolve points flows at test upstreams; PolicyStore holds
     the policy and Sanitisers the workers (both configured before anything uses them);
-    Gateway decides; then Audit and Metrics record."""
+    TlsGate decides on connections before decryption, Gateway on requests; then Audit
+    and Metrics record."""
     logsafe.install()  # also under stock mitmdump/mitmweb, which never run our CLI
     store = PolicyStore()
     sanitisers = Sanitisers(store)
@@ -26,7 +28,9 @@ def make_addons() -> list:
 
     # Audit before Metrics: with `audit: required`, an upload whose record cannot be
     # written is blocked there, and the metrics must count the block.
-    return [Resolve(), store, sanitisers, Gateway(store, sanitisers), Audit(store), Metrics(ready)]
+    audit = Audit(store)
+    return [Resolve(), store, sanitisers, TlsGate(store, audit), Gateway(store, sanitisers), audit,
+            Metrics(ready)]
 
 
-__all__ = ["Audit", "Gateway", "Metrics", "PolicyStore", "Resolve", "Sanitisers", "make_addons"]
+__all__ = ["Audit", "Gateway", "Metrics", "PolicyStore", "Resolve", "Sanitisers", "TlsGate", "make_addons"]

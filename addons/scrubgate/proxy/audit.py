@@ -60,6 +60,25 @@ def audit_record(flow: http.HTTPFlow, d: Decision, policy) -> dict:
     }
 
 
+def connection_record(client: str | None, service: str, host: str, action: str, reason: str,
+                      incident: str, policy) -> dict:
+    """A decision taken on a connection before any request was read: a TLS ClientHello
+    refused or tunnelled, a CONNECT refused, a client that failed the handshake."""
+    return {
+        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "instance": INSTANCE,
+        "incident": incident,
+        "event": "connection",
+        "client": client,
+        "service": service,
+        "host": host,
+        "action": action,
+        "reason": reason,
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256}
+        if policy else None,
+    }
+
+
 def _count(kinds) -> dict[str, int]:
     out: dict[str, int] = {}
     for k in kinds:
@@ -172,22 +191,26 @@ class Audit:
         if d is None or d.recorded_audit:
             return
         d.recorded_audit = True
-        line = json.dumps(audit_record(flow, d, self.store.policy), separators=(",", ":"),
-                          ensure_ascii=True) + "\n"
+        if not self.append(audit_record(flow, d, self.store.policy), d.incident):
+            self._unrecorded(flow, d)  # outside the lock: it renders a block page
+
+    def append(self, record: dict, incident: str) -> bool:
+        """Write one record as one line. False if the log is on and the write failed."""
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
         with self._lock:
             if not self._path:
-                return
+                return True
             try:
                 if self._fd is None:  # a failed reopen or rotation: try again for this record
                     self._open()
                 self._write(line.encode("ascii"))
-                return
+                return True
             except OSError as e:
                 # The error only: a strerror never carries a record's content.
                 ERRORS.labels("audit").inc()
-                log.error(f"cannot write the audit log (incident {d.incident} not recorded): "
+                log.error(f"cannot write the audit log (incident {incident} not recorded): "
                           f"{e.strerror or type(e).__name__}")
-        self._unrecorded(flow, d)  # outside the lock: it renders a block page
+        return False
 
     def _unrecorded(self, flow: http.HTTPFlow, d) -> None:
         """An upload whose record could not be written: with `audit: required` it does not

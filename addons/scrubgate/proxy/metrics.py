@@ -46,6 +46,13 @@ METADATA = Counter("scrubgate_metadata_removed_total",
 ERRORS = Counter("scrubgate_errors_total",
                  "Failures by stage: decode, engine, timeout, worker, policy_reload, audit, internal.",
                  ["stage"], registry=REGISTRY)
+TLS_DECISIONS = Counter(
+    "scrubgate_tls_decisions_total",
+    "Connections to catalogue hosts decided before decryption: refused_media_host (TLS alert by "
+    "server name), refused_connect (explicit proxy CONNECT answered 403), handshake_failed (the client "
+    "did not accept the gateway's certificate: no CA, or a pinned app), tunnelled_untrusted (a chat "
+    "host tunnelled for such a client).",
+    ["service", "decision"], registry=REGISTRY)
 FAILED_OPEN = Counter("scrubgate_failed_open_total",
                       "Uploads forwarded uninspected because the policy says fail: open.",
                       ["service", "reason"], registry=REGISTRY)
