@@ -51,7 +51,8 @@ TLS_DECISIONS = Counter(
     "Connections to catalogue hosts decided before decryption: refused_media_host (TLS alert by "
     "server name), refused_connect (explicit proxy CONNECT answered 403), handshake_failed (the client "
     "did not accept the gateway's certificate: no CA, or a pinned app), tunnelled_untrusted (a chat "
-    "host tunnelled for such a client).",
+    "host tunnelled for such a client), refused_quic (HTTP/3 to a catalogue host dropped: the client "
+    "falls back to TCP).",
     ["service", "decision"], registry=REGISTRY)
 FAILED_OPEN = Counter("scrubgate_failed_open_total",
                       "Uploads forwarded uninspected because the policy says fail: open.",

@@ -24,6 +24,11 @@ chat host, and a replica that has not seen the failure costs the client one
 more failed handshake (Kubernetes `sessionAffinity: ClientIP` keeps a client
 on one replica).
 
+QUIC (HTTP/3) to a catalogue host, which reaches the gateway in WireGuard or
+local mode (transparent mode's firewall rejects UDP/443 before it), is dropped:
+the uploads would otherwise travel a path the tests do not cover, and clients
+fall back to TCP, where everything is inspected.
+
 Every decision is counted (`scrubgate_tls_decisions_total`) and audited.
 """
 
@@ -36,7 +41,8 @@ from collections import OrderedDict
 
 from mitmproxy import http
 from mitmproxy.proxy import commands, events, layer
-from mitmproxy.proxy.layers import ClientTLSLayer, ServerTLSLayer
+from mitmproxy.proxy.layers import ClientQuicLayer, ClientTLSLayer, ServerQuicLayer, ServerTLSLayer
+from mitmproxy.proxy.layers.quic import quic_parse_client_hello_from_datagrams
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 from . import metrics
@@ -62,6 +68,15 @@ class RefuseTls(layer.Layer):
             yield commands.SendData(self.context.client, TLS_ACCESS_DENIED)
             yield commands.CloseConnection(self.context.client)
         # whatever the client sends after that is dropped
+
+
+class DropQuic(layer.Layer):
+    """Ends a QUIC connection to a catalogue host without an answer: the client's HTTP/3
+    attempt times out and it falls back to TCP."""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.Start):
+            yield commands.CloseConnection(self.context.client)
 
 
 class UntrustedClients:
@@ -109,6 +124,9 @@ class TlsGate:
     # -- refusals ------------------------------------------------------------------------------
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         policy = self.store.policy
+        if policy is not None and isinstance(nextlayer.layer, (ServerQuicLayer, ClientQuicLayer)):
+            self._quic(nextlayer, policy)
+            return
         if policy is None or not isinstance(nextlayer.layer, (ServerTLSLayer, ClientTLSLayer)):
             return  # not TLS, not decided yet, or tunnelled (not a catalogue host)
         try:
@@ -123,6 +141,20 @@ class TlsGate:
             nextlayer.layer = RefuseTls(nextlayer.context)
             self._record(_client_address(nextlayer.context.client), service.id, host, "refused_media_host",
                          "block", "media_host")
+
+    def _quic(self, nextlayer: layer.NextLayer, policy) -> None:
+        """mitmproxy chose to intercept QUIC, so the ClientHello named a catalogue host
+        (others are tunnelled before this): drop it, the client falls back to TCP."""
+        try:
+            hello = quic_parse_client_hello_from_datagrams([nextlayer.data_client()])
+        except ValueError:
+            hello = None
+        host = (hello.sni if hello and hello.sni else "").lower().rstrip(".")
+        services = policy.catalogue.services_for_host(host) if host else ()
+        nextlayer.layer = DropQuic(nextlayer.context)
+        if services:
+            self._record(_client_address(nextlayer.context.client), services[0].id, host, "refused_quic",
+                         "block", "quic")
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """An explicit proxy's CONNECT to a refused media host: a pinned app cannot show a
