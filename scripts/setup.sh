@@ -17,9 +17,10 @@ apt_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-nld tesseract-ocr-de
 # exiftool judges metadata, dcmtk (dcmdump, dcm2pnm) judges DICOM output, prometheus
 # (with promtool) scrapes a running gateway and checks the alert rules, nftables/iptables/
 # shellcheck/logrotate check the deploy/ files, wireguard-go and wireguard-tools are the
-# WireGuard client of the WireGuard-mode network test (userspace: no kernel module); the fonts
+# WireGuard client of the WireGuard-mode network test (userspace: no kernel module),
+# c-icap (c-icap-client) and squid-openssl are the ICAP clients of `scrubgate icap`; the fonts
 # widen the quality corpus beyond DejaVu.
-test_packages=(libimage-exiftool-perl dcmtk prometheus chromium nftables iptables wireguard-go wireguard-tools shellcheck logrotate curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
+test_packages=(libimage-exiftool-perl dcmtk prometheus chromium nftables iptables wireguard-go wireguard-tools c-icap squid-openssl shellcheck logrotate curl fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35)
 needed=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || needed+=("$pkg")

@@ -77,6 +77,30 @@ and under "files" one entry per file found (a ZIP has several): its action, whet
 it changed, metadata removed and findings by kind with boxes and counts. It never
 prints identifier values."""
 
+ICAP_EPILOG = """\
+examples:
+  scrubgate icap                                  # icap://127.0.0.1:1344/reqmod, metrics on :9465
+  scrubgate icap --listen-host 0.0.0.0 --policy /etc/scrubgate/default.yaml --audit-log /var/log/scrubgate/audit.jsonl
+
+Squid (deploy/icap/squid.conf has a complete, tested configuration):
+  icap_enable on
+  icap_service scrubgate reqmod_precache icap://127.0.0.1:1344/reqmod bypass=off
+  adaptation_access scrubgate allow all
+  adaptation_send_client_ip on
+
+answers:
+  OPTIONS   Methods: REQMOD, Allow: 204, Preview: 0, Max-Connections, Options-TTL, and an
+            ISTag that changes when the policy does
+  REQMOD    204 for anything outside the catalogue or left unchanged (decided from the
+            headers, before the body, when the client sends a preview); the cleaned request
+            with lengths fixed; or an encapsulated HTTP 403 with the block page
+  errors    400 malformed, 404 unknown service, 405 RESPMOD, 503 not ready or too many
+            connections: with bypass=off the proxy then refuses the request (fail closed)
+
+The client's address comes from X-Client-IP, the user from X-Authenticated-User, when the
+proxy sends them. Metrics and /readyz are as for `scrubgate run`, plus
+scrubgate_icap_requests_total, scrubgate_icap_errors_total and scrubgate_icap_connections."""
+
 POLICY_EPILOG = """\
 exit status: 0 when the policy is valid, 1 when it is not (each problem is printed
 with the field it concerns, e.g. rules[2].content), 2 on usage errors."""
@@ -94,32 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the gateway proxy", epilog=RUN_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Run the gateway: a mitmproxy with the scrubgate addons loaded.")
-    run.add_argument("--policy", default=str(paths.default_policy()), metavar="PATH",
-                     help="policy file (default: %(default)s)")
     run.add_argument("--listen-host", default="127.0.0.1", metavar="HOST",
                      help="proxy listen address (default: %(default)s; 0.0.0.0 for all interfaces)")
     run.add_argument("--listen-port", type=int, default=8080, metavar="PORT",
                      help="proxy listen port (default: %(default)s)")
-    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
-                     help="address of the metrics/health endpoint (default: %(default)s)")
     run.add_argument("--metrics-port", type=int, default=9464, metavar="PORT",
                      help="port of the metrics/health endpoint, 0 to disable (default: %(default)s)")
-    run.add_argument("--confdir", metavar="DIR",
-                     help="mitmproxy configuration directory holding the CA (default: ~/.mitmproxy)")
     run.add_argument("--mode", action="append", metavar="MODE",
                      help="proxy mode, passed to mitmproxy; repeatable (regular, transparent, "
                           "wireguard, socks5, reverse:URL, ...; default: regular)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
-                     help="set any mitmproxy option; repeatable (e.g. --set proxyauth=user:pass)")
-    run.add_argument("--audit-log", metavar="PATH",
-                     help="append one JSON line per decision to PATH ('-' for stdout); reopened on "
-                          "SIGHUP for logrotate; format: deploy/audit.md")
-    run.add_argument("--audit-max-bytes", type=_size, default=0, metavar="SIZE",
-                     help="rotate the audit log before it grows past SIZE (bytes, or with K, M, G: "
-                          "100M); PATH becomes PATH.1 and older files shift (default: 0, no rotation "
-                          "by size: leave it to logrotate)")
-    run.add_argument("--audit-backups", type=int, default=5, metavar="N",
-                     help="rotated audit files to keep with --audit-max-bytes (default: %(default)s)")
     run.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT=ADDR:PORT",
                      help="connect to ADDR:PORT when a client asks for HOST:PORT (like curl --resolve); "
                           "repeatable; for tests and demos")
@@ -127,13 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also trust this CA when verifying the services' certificates (mitmproxy's "
                           "ssl_verify_upstream_trusted_ca); for a --resolve stand-in with its own test "
                           "CA. The system's trust store still applies")
-    run.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
-                     help="deployment secret that keys DICOM UID remapping and date shifting; replicas "
-                          "must share it (default: $SCRUBGATE_SECRET_FILE, else CONFDIR/scrubgate-secret, "
-                          "created on first start)")
-    run.add_argument("--workers", type=int, default=0, metavar="N",
-                     help="sanitiser worker processes (default: one per CPU)")
-    run.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    _gateway_args(run)
+
+    icap = sub.add_parser("icap", help="run the gateway as an ICAP service for an existing proxy",
+                          epilog=ICAP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="Serve ICAP REQMOD (RFC 3507) so that the hospital's own web proxy "
+                                      "(Squid, a secure web gateway) calls scrubgate with each request it "
+                                      "decrypted: same policy, workers, metrics, audit and fail-closed rules "
+                                      "as `scrubgate run`.")
+    icap.add_argument("--listen-host", default="127.0.0.1", metavar="HOST",
+                      help="ICAP listen address (default: %(default)s; 0.0.0.0 for all interfaces)")
+    icap.add_argument("--listen-port", type=int, default=1344, metavar="PORT",
+                      help="ICAP listen port (default: %(default)s)")
+    icap.add_argument("--metrics-port", type=int, default=9465, metavar="PORT",
+                      help="port of the metrics/health endpoint, 0 to disable (default: %(default)s, "
+                           "beside a `scrubgate run` on 9464)")
+    icap.add_argument("--max-connections", type=int, default=1000, metavar="N",
+                      help="ICAP connections served at once; more get 503 (default: %(default)s; "
+                           "announced in OPTIONS)")
+    icap.add_argument("--timeout", type=int, default=120, metavar="SECONDS",
+                      help="time one ICAP request may take to arrive and be answered, and an idle "
+                           "connection is kept (default: %(default)s)")
+    icap.set_defaults(mode=None, resolve=[], upstream_ca=None)
+    _gateway_args(icap)
 
     san = sub.add_parser("sanitize", help="clean one file offline with the same engine",
                          epilog=SANITIZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -186,6 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _gateway_args(p: argparse.ArgumentParser) -> None:
+    """The arguments `run` and `icap` share: policy, metrics, audit, secret, workers."""
+    p.add_argument("--policy", default=str(paths.default_policy()), metavar="PATH",
+                   help="policy file (default: %(default)s)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                   help="address of the metrics/health endpoint (default: %(default)s)")
+    p.add_argument("--confdir", metavar="DIR",
+                   help="mitmproxy configuration directory holding the CA (default: ~/.mitmproxy)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
+                   help="set any mitmproxy option; repeatable (e.g. --set proxyauth=user:pass)")
+    p.add_argument("--audit-log", metavar="PATH",
+                   help="append one JSON line per decision to PATH ('-' for stdout); reopened on "
+                        "SIGHUP for logrotate; format: deploy/audit.md")
+    p.add_argument("--audit-max-bytes", type=_size, default=0, metavar="SIZE",
+                   help="rotate the audit log before it grows past SIZE (bytes, or with K, M, G: "
+                        "100M); PATH becomes PATH.1 and older files shift (default: 0, no rotation "
+                        "by size: leave it to logrotate)")
+    p.add_argument("--audit-backups", type=int, default=5, metavar="N",
+                   help="rotated audit files to keep with --audit-max-bytes (default: %(default)s)")
+    p.add_argument("--secret-file", metavar="PATH", default=os.environ.get("SCRUBGATE_SECRET_FILE", ""),
+                   help="deployment secret that keys DICOM UID remapping and date shifting; replicas "
+                        "must share it (default: $SCRUBGATE_SECRET_FILE, else CONFDIR/scrubgate-secret, "
+                        "created on first start)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="sanitiser worker processes (default: one per CPU)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+
 def _size(text: str) -> int:
     """'100M' -> 104857600: sizes for humans, as logrotate writes them."""
     units = {"K": 1024, "M": 1024**2, "G": 1024**3}
@@ -211,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
-    if args.command == "run":
+    if args.command in ("run", "icap"):
         from .run import run
-        return run(args)
+        return run(args, icap=args.command == "icap")
     if args.command == "sanitize":
         return sanitize_command(args)
     if args.command == "policy":

@@ -15,12 +15,14 @@ from mitmproxy.tools.dump import DumpMaster
 from .proxy import make_addons
 
 
-def run(args) -> int:
+def run(args, icap: bool = False) -> int:
+    """`scrubgate run` (the proxy), or with icap=True `scrubgate icap` (the same addons
+    behind an ICAP listener, mitmproxy's own proxy server off)."""
     clash = port_clash(args)
     if clash:
         print(f"scrubgate: {clash}", file=sys.stderr)
         return 2
-    return asyncio.run(_main(args))
+    return asyncio.run(_main(args, icap))
 
 
 def _busy(host: str, port: int) -> str | None:
@@ -54,26 +56,37 @@ def port_clash(args) -> str | None:
 class _Announce:
     """With -q mitmproxy's info lines are gone; where the gateway listens must still be said."""
 
-    def __init__(self, metrics: str) -> None:
+    def __init__(self, metrics: str, icap: bool = False) -> None:
         self.metrics = metrics
+        self.icap = icap
 
     def running(self) -> None:
-        server = ctx.master.addons.get("proxyserver")
-        addrs = ", ".join(f"{a[0]}:{a[1]}" for a in server.listen_addrs()) if server else "?"
-        print(f"scrubgate: proxy listening on {addrs}; {self.metrics}", file=sys.stderr, flush=True)
+        if self.icap:
+            what, addrs = "ICAP service", f"{ctx.options.scrubgate_icap_host}:{ctx.options.scrubgate_icap_port}"
+        else:
+            server = ctx.master.addons.get("proxyserver")
+            what = "proxy"
+            addrs = ", ".join(f"{a[0]}:{a[1]}" for a in server.listen_addrs()) if server else "?"
+        print(f"scrubgate: {what} listening on {addrs}; {self.metrics}", file=sys.stderr, flush=True)
 
 
-async def _main(args) -> int:
+async def _main(args, icap: bool = False) -> int:
     logging.getLogger().setLevel(logging.INFO)
     for noisy in ("asyncio", "hpack", "tornado"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    master.addons.add(*make_addons())
+    addons = make_addons()
+    master.addons.add(*addons)
+    if icap:
+        from .icap.server import IcapServer
+        from .proxy import Gateway, PolicyStore
+        store = next(a for a in addons if isinstance(a, PolicyStore))
+        master.addons.add(IcapServer(store, next(a for a in addons if isinstance(a, Gateway))))
     if args.quiet:
         metrics = (f"metrics on http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port
                    else "metrics off")
-        master.addons.add(_Announce(metrics))
+        master.addons.add(_Announce(metrics, icap))
     updates = {
         "listen_host": args.listen_host,
         "listen_port": args.listen_port,
@@ -86,6 +99,11 @@ async def _main(args) -> int:
         "scrubgate_resolve": args.resolve,
         "termlog_verbosity": "warn" if args.quiet else "info",
     }
+    if icap:  # mitmproxy's proxy server stays off; the ICAP listener takes the address
+        updates.update(server=False, listen_port=0, scrubgate_icap_host=args.listen_host,
+                       scrubgate_icap_port=args.listen_port,
+                       scrubgate_icap_max_connections=args.max_connections,
+                       scrubgate_icap_timeout=args.timeout)
     if args.upstream_ca:
         if not os.path.isfile(args.upstream_ca):
             print(f"scrubgate: --upstream-ca {args.upstream_ca}: no such file", file=sys.stderr)

@@ -131,10 +131,6 @@ class Gateway:
         """Refuse oversize uploads by their declared length, before reading the body."""
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
-        service = self._route(flow, self.policy)
-        if not service:
-            return
-        limits = self.policy.limits
         length = flow.request.headers.get("content-length", "")
         if length.isdigit():
             declared = int(length)
@@ -144,9 +140,21 @@ class Gateway:
             # whole upload's worth of the budget while mitmproxy reads it. mitmproxy cannot
             # cap one request body without also capping every download (body_size_limit is
             # one option for both directions), so this reservation is what bounds them.
-            declared = limits.max_body_bytes
+            declared = self.policy.limits.max_body_bytes
         else:
             return  # HTTP/1 without either header: no body
+        self.admit(flow, declared)
+
+    def admit(self, flow: http.HTTPFlow, declared: int) -> None:
+        """Before a catalogue request's body is read: refuse it (flow.response set) if its
+        length is over the limit or would overrun the in-flight budget; else hold its
+        share of the budget. The proxy's requestheaders and the ICAP server both ask."""
+        if self.policy is None:
+            return
+        service = self._route(flow, self.policy)
+        if not service:
+            return
+        limits = self.policy.limits
         if declared > limits.max_body_bytes:
             outcome = on_failure(self.policy.fail_open, "too_large", "declared body size is over the limit")
         elif not self._reserve(flow, declared, limits.max_inflight_bytes):

@@ -54,6 +54,15 @@ TLS_DECISIONS = Counter(
     "host tunnelled for such a client), refused_quic (HTTP/3 to a catalogue host dropped: the client "
     "falls back to TCP).",
     ["service", "decision"], registry=REGISTRY)
+ICAP_REQUESTS = Counter("scrubgate_icap_requests_total",
+                        "ICAP requests answered (scrubgate icap), by ICAP method and status: 204 not ours or "
+                        "unchanged, 200 modified or blocked (the block page inside), 4xx/5xx refused.",
+                        ["method", "status"], registry=REGISTRY)
+ICAP_ERRORS = Counter("scrubgate_icap_errors_total",
+                      "ICAP requests that failed: malformed, unknown_service, method, not_ready, timeout, "
+                      "aborted (the client vanished), internal.",
+                      ["kind"], registry=REGISTRY)
+ICAP_CONNECTIONS = Gauge("scrubgate_icap_connections", "ICAP client connections open now.", registry=REGISTRY)
 FAILED_OPEN = Counter("scrubgate_failed_open_total",
                       "Uploads forwarded uninspected because the policy says fail: open.",
                       ["service", "reason"], registry=REGISTRY)

@@ -1,0 +1,316 @@
+"""`scrubgate icap`: the gateway as an ICAP REQMOD service for an existing web proxy.
+
+The hospital's proxy (Squid, a secure web gateway) decrypts and calls us with each
+request. We build a mitmproxy flow from the encapsulated request and run the very
+hooks the proxy runs: the Gateway admits and decides (workers clean), Audit and
+Metrics record. Only the transport differs:
+
+* not a catalogue request: `204 No Content` (or the request echoed if the client
+  did not allow 204), decided from the headers with `Preview: 0`, before the body;
+* blocked: an encapsulated HTTP 403 with the block page (HTML or JSON);
+* cleaned: the modified HTTP request, lengths fixed;
+* anything we cannot do: an ICAP error, so that a client configured with
+  `bypass=off` refuses the request (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from urllib.parse import urlsplit
+
+from mitmproxy import connection, ctx, http
+from mitmproxy.proxy.layers.http import HttpRequestHook
+
+from .. import __version__
+from ..job import on_failure
+from ..proxy import metrics
+from ..proxy.decision import Decision
+from ..proxy.gateway import Gateway, block, request_host
+from ..proxy.policy_store import PolicyStore
+from .protocol import (MAX_HEAD_BYTES, BodyTooLarge, IcapError, IcapRequest, read_chunks, read_request,
+                       response)
+
+log = logging.getLogger("scrubgate.icap")
+
+SERVICES = ("reqmod", "scrubgate")
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "ICAP Service Not Found",
+            405: "Method Not Allowed", 408: "Request Timeout", 500: "Server Error",
+            503: "Service Overloaded"}
+
+
+def _parse_http_head(head: bytes) -> tuple[str, str, str, list[tuple[bytes, bytes]]]:
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise IcapError(400, "malformed encapsulated HTTP request line")
+    fields = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip():
+            raise IcapError(400, "malformed encapsulated HTTP header line")
+        fields.append((name, value.strip()))
+    try:
+        return parts[0].decode("ascii"), parts[1].decode("ascii"), parts[2].decode("ascii"), fields
+    except UnicodeDecodeError:
+        raise IcapError(400, "non-ASCII encapsulated request line")
+
+
+def _make_flow(req: IcapRequest, peer: tuple[str, int], local: tuple[str, int]) -> tuple[http.HTTPFlow, str]:
+    """A live mitmproxy flow for the encapsulated request (body not yet set), and the
+    request target as it came (it is written back unchanged)."""
+    method, target, version, fields = _parse_http_head(req.http_head)
+    headers = http.Headers(fields)
+    if target.startswith("/"):  # origin-form: the host is in the Host header
+        host = headers.get("host", "")
+        if not host:
+            raise IcapError(400, "encapsulated request has neither an absolute URL nor a Host header")
+        url = urlsplit(f"https://{host}{target}")
+    else:
+        url = urlsplit(target)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise IcapError(400, "encapsulated request URL must be http(s)://host/...")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise IcapError(400, "bad port in the encapsulated request URL")
+    path = target if target.startswith("/") else (url.path or "/") + (f"?{url.query}" if url.query else "")
+    request = http.Request(url.hostname, port, method.encode(), url.scheme.encode(), b"", path.encode(),
+                           version.encode(), headers, b"", None, time.time(), None)
+    # The client the proxy serves (Squid: adaptation_send_client_ip on), else the proxy.
+    client_ip = req.headers.get("x-client-ip", "").strip() or peer[0]
+    client = connection.Client(peername=(client_ip, 0), sockname=local, timestamp_start=time.time())
+    server = connection.Server(address=(url.hostname, port))
+    flow = http.HTTPFlow(client, server, live=True)
+    flow.request = request
+    user = req.headers.get("x-authenticated-user", "")
+    if user:
+        try:  # Squid sends base64("Local://name") or a bare base64 name
+            name = base64.b64decode(user, validate=True).decode("utf-8").rsplit("/", 1)[-1]
+            flow.metadata["proxyauth"] = (name, "")
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return flow, target
+
+
+def _http_head(first_line: str, headers: http.Headers) -> bytes:
+    lines = [first_line.encode("ascii")] + [k + b": " + v for k, v in headers.fields]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+class IcapServer:
+    """mitmproxy addon: listens for ICAP and runs each REQMOD through the gateway's hooks."""
+
+    def __init__(self, store: PolicyStore, gateway: Gateway) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.server: asyncio.AbstractServer | None = None
+        self.connections = 0
+
+    def load(self, loader) -> None:
+        loader.add_option("scrubgate_icap_host", str, "127.0.0.1", "ICAP listen address.")
+        loader.add_option("scrubgate_icap_port", int, 1344, "ICAP listen port (RFC 3507's 1344).")
+        loader.add_option("scrubgate_icap_max_connections", int, 1000,
+                          "ICAP connections served at once; more are answered 503 and closed. "
+                          "Announced in OPTIONS as Max-Connections.")
+        loader.add_option("scrubgate_icap_timeout", int, 120,
+                          "Seconds one ICAP request may take to arrive and be answered (a client that "
+                          "trickles or stalls is cut off), and that an idle keep-alive connection is kept.")
+
+    async def running(self) -> None:
+        host, port = ctx.options.scrubgate_icap_host, ctx.options.scrubgate_icap_port
+        try:
+            self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
+        except OSError as e:
+            log.error(f"cannot listen for ICAP on {host}:{port} ({e.strerror}); choose another port "
+                      f"with --listen-port")
+            ctx.master.shutdown()
+            return
+        addrs = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self.server.sockets)
+        log.info(f"ICAP service listening on {addrs} (icap://HOST:{port}/reqmod)")
+
+    def done(self) -> None:
+        if self.server:
+            self.server.close()
+
+    @property
+    def istag(self) -> str:
+        """Changes whenever the policy (or its catalogue) changes, so clients drop cached OPTIONS."""
+        policy = self.store.policy
+        return f'"sg-{policy.sha256[:24]}"' if policy else '"sg-none"'
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        return {"ISTag": self.istag, "Server": f"scrubgate/{__version__}", **extra}
+
+    # -- connections ---------------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        if self.connections >= ctx.options.scrubgate_icap_max_connections:
+            await self._send(writer, response(503, _REASONS[503], self._headers(Connection="close")), "other", 503)
+            writer.close()
+            return
+        self.connections += 1
+        metrics.ICAP_CONNECTIONS.set(self.connections)
+        timeout = ctx.options.scrubgate_icap_timeout
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        keep = await self._one(reader, writer, peer[:2], local[:2])
+                except EOFError:
+                    break  # closed between requests
+                except IcapError as e:
+                    metrics.ICAP_ERRORS.labels(_error_label(e.status)).inc()
+                    log.info(f"ICAP request refused: {e.status} {e.detail}")
+                    await self._send(writer, response(e.status, _REASONS.get(e.status, "Error"),
+                                                      self._headers(Connection="close")), "other", e.status)
+                    break
+                except TimeoutError:
+                    metrics.ICAP_ERRORS.labels("timeout").inc()
+                    break
+                if not keep:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            metrics.ICAP_ERRORS.labels("aborted").inc()
+        finally:
+            self.connections -= 1
+            metrics.ICAP_CONNECTIONS.set(self.connections)
+            writer.close()
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes, method: str, status: int) -> None:
+        metrics.ICAP_REQUESTS.labels(method, str(status)).inc()
+        writer.write(data)
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+
+    async def _one(self, reader, writer, peer, local) -> bool:
+        """Serve one ICAP request. True: the connection can carry another."""
+        req = await read_request(reader)
+        if req.service not in SERVICES:
+            raise IcapError(404, "unknown ICAP service (use /reqmod)")
+        if req.method == "OPTIONS":
+            await self._send(writer, self._options(), "OPTIONS", 200)
+            return True
+        if req.method != "REQMOD":
+            raise IcapError(405, f"{req.method} is not offered (REQMOD only)")
+        if not req.http_head:
+            raise IcapError(400, "REQMOD without an encapsulated request head (req-hdr)")
+        policy = self.store.policy
+        if policy is None or not self.gateway.sanitisers.ready:
+            raise IcapError(503, "not ready: no policy or no workers")
+        if req.http_head.startswith(b"CONNECT ") and not req.has_body:
+            # The proxy asks about the tunnel itself (Squid does, before ssl-bump): no body,
+            # nothing to clean; the requests inside come one by one after the bump.
+            status, data, keep = self._unchanged(req)
+            await self._send(writer, data, "REQMOD", status)
+            return keep
+        flow, target = _make_flow(req, peer, local)
+        status, data, keep = await self._reqmod(req, flow, target, reader, writer)
+        await self._send(writer, data, "REQMOD", status)
+        return keep
+
+    def _options(self) -> bytes:
+        return response(200, "OK", self._headers(**{
+            "Methods": "REQMOD", "Service": f"scrubgate {__version__} image sanitiser",
+            "Max-Connections": str(ctx.options.scrubgate_icap_max_connections),
+            "Options-TTL": "60", "Allow": "204", "Preview": "0", "Transfer-Preview": "*"}))
+
+    # -- REQMOD --------------------------------------------------------------------------------
+    async def _reqmod(self, req: IcapRequest, flow: http.HTTPFlow, target: str, reader, writer
+                      ) -> tuple[int, bytes, bool]:
+        policy = self.store.policy
+        limit = policy.limits.max_body_bytes
+        service = policy.catalogue.route(request_host(flow), flow.request.path)
+        if service is None:
+            # Not ours. With a preview (or Allow: 204) the client still holds the body: answer
+            # from the headers. Without, the body is on its way and must be read first.
+            if req.has_body and req.preview is None:
+                await self._drain(reader, req, limit)
+            elif req.has_body:
+                await read_chunks(reader, req, limit)  # the preview, at most Preview bytes
+            return self._unchanged(req)
+
+        # Ours: admit by declared length before reading the body (budget, size limit).
+        length = flow.request.headers.get("content-length", "")
+        declared = int(length) if length.isdigit() else (limit if req.has_body else 0)
+        self.gateway.admit(flow, declared)
+        whole = True
+        if flow.response is None and req.has_body:
+            try:
+                ieof = await read_chunks(reader, req, limit)
+                if req.preview is not None and not ieof:
+                    writer.write(b"ICAP/1.0 100 Continue\r\n\r\n")
+                    await writer.drain()
+                    await read_chunks(reader, req, limit)
+            except BodyTooLarge:
+                whole = False
+                outcome = on_failure(policy.fail_open, "too_large", "body size is over the limit")
+                if outcome.action != "block":  # failing open: the client forwards its own copy
+                    self.gateway._release(flow)
+                    return self._unchanged(req) if req.allow_204 else (500, self._error(500), False)
+                block(flow, Decision(service.id, service.media, service.is_upload(flow.request.path)),
+                      policy, outcome.reason, outcome.detail)
+        elif req.has_body:
+            whole = False  # refused at admission: the body stays unread
+        original = bytes(req.body)
+        if whole:
+            flow.request.raw_content = original
+        head_before = req.http_head
+        await ctx.master.addons.handle_lifecycle(HttpRequestHook(flow))  # Gateway, Audit, Metrics
+        if flow.response is not None:
+            return 200, self._blocked(flow), whole
+        new_head = _http_head(f"{flow.request.method} {target} {flow.request.http_version}", flow.request.headers)
+        changed = flow.request.raw_content != original or new_head != _normalised(head_before)
+        if not changed:
+            return self._unchanged(req, original)
+        body = flow.request.raw_content or b""
+        if req.has_body or body:
+            data = response(200, "OK", self._headers(), [("req-hdr", new_head)], body)
+        else:
+            data = response(200, "OK", self._headers(), [("req-hdr", new_head)])
+        return 200, data, True
+
+    def _unchanged(self, req: IcapRequest, body: bytes | None = None) -> tuple[int, bytes, bool]:
+        if req.allow_204:
+            return 204, response(204, "No Content", self._headers()), True
+        # The client wants the message back: echo it as it came.
+        if req.has_body:
+            data = response(200, "OK", self._headers(), [("req-hdr", req.http_head)],
+                            bytes(req.body) if body is None else body)
+        else:
+            data = response(200, "OK", self._headers(), [("req-hdr", req.http_head)])
+        return 200, data, True
+
+    def _blocked(self, flow: http.HTTPFlow) -> bytes:
+        r = flow.response
+        r.headers["content-length"] = str(len(r.raw_content or b""))
+        head = _http_head(f"HTTP/1.1 {r.status_code} {r.reason or 'Forbidden'}", r.headers)
+        return response(200, "OK", self._headers(), [("res-hdr", head)], r.raw_content or b"")
+
+    def _error(self, status: int) -> bytes:
+        return response(status, _REASONS[status], self._headers(Connection="close"))
+
+    async def _drain(self, reader, req: IcapRequest, limit: int) -> None:
+        try:
+            await read_chunks(reader, req, limit)
+        except BodyTooLarge:
+            raise IcapError(400, "body of a request that is not ours is over the limit")
+
+
+def _normalised(head: bytes) -> bytes:
+    """A head as _http_head would write it (header lines `Name: value`), to compare."""
+    lines = head[:-4].split(b"\r\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        out.append(name + b": " + value.strip())
+    return b"\r\n".join(out) + b"\r\n\r\n"
+
+
+def _error_label(status: int) -> str:
+    return {400: "malformed", 404: "unknown_service", 405: "method", 503: "not_ready"}.get(status, "internal")
