@@ -1,7 +1,7 @@
 # scrubgate: two commands on a fresh machine.
 #   make run    set everything up, then run the gateway (proxy :8080, metrics :9464)
 #   make test   set everything up, then run the test suite
-#   make bench  set everything up, then run the speed and load benchmarks (~16 min; bench/results/)
+#   make bench  set everything up, then run the speed, load and ICAP benchmarks (~18 min; bench/results/)
 #   make quality  set everything up, then run the evaluation suite: what survives cleaning,
 #               judged by RapidOCR and EasyOCR (evaluation/results/; hours with both judges)
 #   make fuzz   set everything up, then fuzz the parsers and formats (several hours)
@@ -19,6 +19,7 @@ bench: setup-test
 	.venv/bin/python -m bench.proxy $(BENCH_ARGS)
 	.venv/bin/python -m bench.engine $(BENCH_ARGS)
 	.venv/bin/python -m bench.load
+	.venv/bin/python -m bench.icap
 
 # Quality, not speed: the labelled image corpus and the DICOM corpus, judged by two OCR
 # engines of other model families (QUALITY_ARGS=--quick for 3 images per family).

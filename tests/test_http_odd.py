@@ -151,3 +151,17 @@ def test_a_request_without_host_is_routed_by_its_tunnel_and_cleaned(gateway, ups
     assert_sink_clean(upstream, [tag], judge_pixels=0)
     for r in received(upstream, tag):  # routed by the tunnel's host (slack.com) and cleaned
         assert r.body != body
+
+
+def test_a_host_header_naming_another_site_does_not_carry_an_upload_past(gateway, upstream):
+    """The tunnel goes to slack.com, the Host header says bank.example.org: the upload is
+    judged by where it really goes, and arrives cleaned."""
+    tag = _tag("hostlie")
+    body = fresh(tag)
+    tls = tunnel(gateway)
+    tls.sendall(f"POST /api/files.upload?fid={tag} HTTP/1.1\r\nHost: bank.example.org\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    status, _ = _read_response(tls)
+    tls.close()
+    assert status in (200, 403)
+    assert_sink_clean(upstream, [tag], judge_pixels=0)

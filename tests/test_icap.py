@@ -312,3 +312,15 @@ def test_with_scrubgate_stopped_squid_refuses_and_nothing_arrives(squid, upstrea
                                "-F", f"file=@{tmp_path / 'scan.jpg'};type=image/jpeg")
     assert code >= 500 or code == 0, (code, body[:300])
     assert [r for r in upstream.received("/api/files.upload") if tag in r.path] == []
+
+
+def test_reqmod_judges_by_the_url_host_too(icap):
+    """A Host header naming another site does not make a catalogue upload 'not ours'."""
+    body = _planted_jpeg("hostlie")
+    head = (f"POST https://slack.com/api/files.upload HTTP/1.1\r\nHost: bank.example.org\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    chunk = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    out = _raw(icap, _reqmod(f"req-hdr=0, req-body={len(head)}", head, chunk, extra="Connection: close\r\n"),
+               read_timeout=60)
+    assert out.startswith(b"ICAP/1.0 200"), out[:200]
+    assert b"\xff\xd8" in out and not [m for m in MARKERS if m in out]

@@ -28,7 +28,7 @@ from .. import __version__
 from ..job import on_failure
 from ..proxy import metrics
 from ..proxy.decision import Decision
-from ..proxy.gateway import Gateway, block, request_host
+from ..proxy.gateway import Gateway, block
 from ..proxy.policy_store import PolicyStore
 from .protocol import (MAX_HEAD_BYTES, BodyTooLarge, IcapError, IcapRequest, read_chunks, read_request,
                        response)
@@ -93,6 +93,32 @@ def _make_flow(req: IcapRequest, peer: tuple[str, int], local: tuple[str, int]) 
         except (ValueError, UnicodeDecodeError):
             pass
     return flow, target
+
+
+def _candidates(head: bytes) -> tuple[list[str], str]:
+    """Every host an encapsulated request head names (the URL's and each Host header's) and
+    its path, cheaply. The proxy connects by the URL, a server may read the Host header: the
+    request is ours if any of them is a catalogue host. A head this cannot read is treated
+    as ours, and the full parse judges it."""
+    first, _, rest = head.partition(b"\r\n")
+    parts = first.split(b" ")
+    if len(parts) != 3:
+        return [], ""
+    target = parts[1].decode("latin-1")
+    hosts = [line[5:].strip().decode("latin-1") for line in rest.split(b"\r\n") if line[:5].lower() == b"host:"]
+    if not target.startswith("/"):
+        url = urlsplit(target)
+        hosts.append(url.netloc)
+        target = url.path or "/"
+    return [h.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower() if h.count(":") <= 1 or "[" in h
+            else h.lower() for h in hosts], target
+
+
+def _ours(catalogue, head: bytes):
+    hosts, path = _candidates(head)
+    if not hosts:
+        return True
+    return any(catalogue.route(h, path) is not None for h in hosts)
 
 
 def _http_head(first_line: str, headers: http.Headers) -> bytes:
@@ -191,6 +217,10 @@ class IcapServer:
     async def _one(self, reader, writer, peer, local) -> bool:
         """Serve one ICAP request. True: the connection can carry another."""
         req = await read_request(reader)
+        keep = await self._answer(req, reader, writer, peer, local)
+        return keep and req.headers.get("connection", "").lower() != "close"
+
+    async def _answer(self, req: IcapRequest, reader, writer, peer, local) -> bool:
         if req.service not in SERVICES:
             raise IcapError(404, "unknown ICAP service (use /reqmod)")
         if req.method == "OPTIONS":
@@ -206,6 +236,14 @@ class IcapServer:
         if req.http_head.startswith(b"CONNECT ") and not req.has_body:
             # The proxy asks about the tunnel itself (Squid does, before ssl-bump): no body,
             # nothing to clean; the requests inside come one by one after the bump.
+            status, data, keep = self._unchanged(req)
+            await self._send(writer, data, "REQMOD", status)
+            return keep
+        if not _ours(policy.catalogue, req.http_head):
+            # Not ours, decided from the head alone (no flow built): the common case.
+            if req.has_body:
+                await (read_chunks(reader, req, policy.limits.max_body_bytes) if req.preview is not None
+                       else self._drain(reader, req, policy.limits.max_body_bytes))
             status, data, keep = self._unchanged(req)
             await self._send(writer, data, "REQMOD", status)
             return keep
@@ -225,7 +263,7 @@ class IcapServer:
                       ) -> tuple[int, bytes, bool]:
         policy = self.store.policy
         limit = policy.limits.max_body_bytes
-        service = policy.catalogue.route(request_host(flow), flow.request.path)
+        service = Gateway._route(flow, policy)  # the Host header's host, or the URL's
         if service is None:
             # Not ours. With a preview (or Allow: 204) the client still holds the body: answer
             # from the headers. Without, the body is on its way and must be read first.

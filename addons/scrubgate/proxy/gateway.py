@@ -123,7 +123,12 @@ class Gateway:
         state = state_of(flow)
         if state.route is not None and state.route[0] is policy:
             return state.route[1]
-        service = policy.catalogue.route(request_host(flow), flow.request.path)
+        host = request_host(flow)
+        service = policy.catalogue.route(host, flow.request.path)
+        if service is None and flow.request.host != host:
+            # A Host header that names another site must not carry an upload past us to the
+            # catalogue host the connection really goes to (the CONNECT target, the URL).
+            service = policy.catalogue.route(flow.request.host, flow.request.path)
         state.route = (policy, service)
         return service
 
