@@ -8,7 +8,9 @@ slices repeated -- plus random multipart bodies. The properties:
   unexpected exception into a refusal) never fires;
 - nothing passes uninspected: an engine verdict that is not a refusal has output, and
   a request body the job lets through either had no file in it or was cleaned;
-- a multipart body that nothing changed is rebuilt byte for byte.
+- a multipart body that nothing changed is rebuilt byte for byte;
+- the ICAP framing (`scrubgate icap`) reads a mutated request or refuses it with an
+  ICAP error, and never reads more body than its limit.
 
 `make test` runs a short pass (SCRUBGATE_FUZZ_EXAMPLES, default 60 per target);
 `make fuzz` a long one, and writes how many inputs each target took to
@@ -177,6 +179,57 @@ def test_a_request_body_is_blocked_cleaned_or_holds_no_file(case, content_type, 
             assert p.action == "allow" or not p.changed, (name, p.content, p.action)
             if p.content in ("image", "dicom", "archive"):
                 assert p.action != "sanitize" or p.sha256_out == p.sha256_in, name  # nothing to remove
+
+
+_ICAP_HEAD = b"POST https://slack.com/api/files.upload HTTP/1.1\r\nHost: slack.com\r\nContent-Length: 5\r\n\r\n"
+ICAP_SEEDS = [
+    b"OPTIONS icap://127.0.0.1/reqmod ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: null-body=0\r\n\r\n",
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nAllow: 204\r\nPreview: 0\r\nEncapsulated: req-hdr=0, "
+     f"req-body={len(_ICAP_HEAD)}\r\n\r\n").encode() + _ICAP_HEAD + b"0\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nPreview: 5\r\nEncapsulated: req-hdr=0, "
+     f"req-body={len(_ICAP_HEAD)}\r\n\r\n").encode() + _ICAP_HEAD + b"5\r\nhello\r\n0; ieof\r\n\r\n",
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nEncapsulated: req-hdr=0, null-body={len(_ICAP_HEAD)}\r\n\r\n").encode()
+    + _ICAP_HEAD,
+]
+
+
+@FUZZ
+@given(st.sampled_from(range(len(ICAP_SEEDS))), st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]),
+                                                          st.integers(0, 400), st.binary(min_size=1, max_size=16)),
+                                                max_size=5))
+def test_the_icap_parser_only_refuses(seed, edits):
+    """The ICAP framing (scrubgate icap): a mutated request is read, or refused with an
+    ICAP error; never another exception, never more body than the limit."""
+    import asyncio
+
+    from scrubgate.icap.protocol import BodyTooLarge, IcapError, read_chunks, read_request
+
+    _count("icap parser")
+    data = bytearray(ICAP_SEEDS[seed])
+    for op, pos, blob in edits:
+        pos = min(pos, len(data))
+        if op == "flip" and pos < len(data):
+            data[pos] ^= blob[0] | 1
+        elif op == "cut":
+            del data[pos:pos + len(blob)]
+        else:
+            data[pos:pos] = blob
+
+    async def go():
+        reader = asyncio.StreamReader(limit=64 * 1024)
+        reader.feed_data(bytes(data))
+        reader.feed_eof()
+        try:
+            req = await read_request(reader)
+            if req.has_body:
+                await read_chunks(reader, req, 64)
+                assert len(req.body) <= 64
+            if req.http_head:
+                assert req.http_head.endswith(b"\r\n\r\n")
+        except (IcapError, EOFError, BodyTooLarge):
+            pass
+
+    asyncio.run(go())
 
 
 @pytest.fixture(scope="module", autouse=True)
