@@ -93,6 +93,11 @@ def _client(icap: Icap, *args: str) -> subprocess.CompletedProcess:
 
 
 # -- c-icap-client ---------------------------------------------------------------------------------
+def test_readyz_names_the_icap_listener(icap):
+    r = httpx.get(f"http://127.0.0.1:{icap.metrics_port}/readyz", timeout=10)
+    assert r.status_code == 200 and f"ICAP on port {icap.port}" in r.text, r.text
+
+
 def test_options(icap):
     out = _client(icap, "-v").stdout
     assert "ICAP/1.0 200 OK" in out and "Methods: REQMOD" in out and "Allow: 204" in out

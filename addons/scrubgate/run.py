@@ -81,8 +81,11 @@ async def _main(args, icap: bool = False) -> int:
     if icap:
         from .icap.server import IcapServer
         from .proxy import Gateway, PolicyStore
+        from .proxy import Metrics
         store = next(a for a in addons if isinstance(a, PolicyStore))
-        master.addons.add(IcapServer(store, next(a for a in addons if isinstance(a, Gateway))))
+        icap_server = IcapServer(store, next(a for a in addons if isinstance(a, Gateway)))
+        master.addons.add(icap_server)
+        next(a for a in addons if isinstance(a, Metrics)).add_readiness(icap_server.readiness)
     if args.quiet:
         metrics = (f"metrics on http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port
                    else "metrics off")

@@ -161,6 +161,11 @@ class IcapServer:
         if self.server:
             self.server.close()
 
+    def readiness(self) -> tuple[bool, str]:
+        if self.server is None or not self.server.is_serving():
+            return False, "ICAP listener not up"
+        return True, f"ICAP on port {ctx.options.scrubgate_icap_port}"
+
     @property
     def istag(self) -> str:
         """Changes whenever the policy (or its catalogue) changes, so clients drop cached OPTIONS."""

@@ -180,6 +180,18 @@ class Metrics:
         self._ready = ready
         self._server: ThreadingHTTPServer | None = None
 
+    def add_readiness(self, check: Callable[[], tuple[bool, str]]) -> None:
+        """/readyz also waits for `check` (the ICAP listener, under `scrubgate icap`)."""
+        first = self._ready
+
+        def both() -> tuple[bool, str]:
+            ok, why = first()
+            if not ok:
+                return ok, why
+            ok2, why2 = check()
+            return ok2, f"{why}; {why2}"
+        self._ready = both
+
     def load(self, loader) -> None:
         loader.add_option("scrubgate_metrics_host", str, "127.0.0.1",
                           "Address for the /metrics, /healthz and /readyz endpoint. Read at start: "
