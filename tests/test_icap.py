@@ -237,19 +237,21 @@ def squid(tmp_path_factory, test_ca, upstream):
     (squid_port,) = free_ports(1)
     conf = _squid_conf(tmp, svc.port, squid_port, tmp / "etc-hosts", upstream)
     proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, proc.stdout.read().decode(errors="replace") + _read(tmp / "cache.log")
-        try:
-            socket.create_connection(("127.0.0.1", squid_port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, _read(tmp / "cache.log")
-            time.sleep(0.3)
-    yield {"port": squid_port, "icap": svc, "tmp": tmp, "ca": tmp / "client-ca.pem"}
-    stop_process(proc)
-    stop_process(svc.proc)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:  # whatever fails, neither Squid nor the ICAP service outlives the module
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace") + _read(tmp / "cache.log")
+            try:
+                socket.create_connection(("127.0.0.1", squid_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, _read(tmp / "cache.log")
+                time.sleep(0.3)
+        yield {"port": squid_port, "icap": svc, "tmp": tmp, "ca": tmp / "client-ca.pem"}
+    finally:
+        stop_process(proc)
+        stop_process(svc.proc)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read(p: Path) -> str:
