@@ -141,8 +141,7 @@ def _wait_port(port: int, seconds: float = 60) -> None:
 def photo(i: int) -> tuple[bytes, str]:
     """A 1.3 MP viewer screen with a patient banner; `i` changes a few pixels, so that no
     worker's verdict cache answers for it."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from pictures import viewer_screen
+    from scrubgate.samples import viewer_screen
     exif = Image.Exif()
     exif[0x013B] = "BENCHARTIST Okonjo"
     im = viewer_screen().convert("RGB").resize((1400, 930))
