@@ -61,12 +61,13 @@ class Icap:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
 
 
-def start_icap(tmp: Path) -> Icap:
+def start_icap(tmp: Path, policy: Path | None = None) -> Icap:
     port, mport = free_ports(2)
     log = tmp / "icap.log"
     proc = subprocess.Popen([*SCRUBGATE, "icap", "--listen-port", str(port), "--metrics-port", str(mport),
                              "--confdir", str(tmp / "conf"), "--audit-log", str(tmp / "audit.jsonl"),
-                             "--workers", "2"], stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,
+                             "--workers", "2", *(["--policy", str(policy)] if policy else [])],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     wait_ready(proc, mport, log)
     deadline = time.monotonic() + 30
@@ -178,6 +179,25 @@ def test_a_never_ending_chunk_is_refused_and_nothing_is_held(icap):
         s.sendall(_reqmod(f"req-hdr=0, req-body={len(head)}", head, b"ffffffff\r\n" + b"x" * 65536))
         out = s.recv(65536)
     assert b"HTTP/1.1 403" in out and b"too_large" in out, out[:300]
+
+
+def test_failing_open_on_a_body_over_the_limit_answers_204_and_closes(tmp_path):
+    """Under `fail: open` (monitor policy) an over-limit body is left to the client's own
+    copy: 204, and the connection is closed, since the rest of the body was never read."""
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    policy = tmp_path / "policies" / "monitor.yaml"
+    policy.write_text(policy.read_text().replace("max_body_bytes: 52428800", "max_body_bytes: 1024"))
+    svc = start_icap(tmp_path, policy)
+    try:
+        head = HEAD.replace(b"Content-Type", b"Content-Length: 8192\r\nContent-Type")
+        with socket.create_connection(("127.0.0.1", svc.port), timeout=15) as s:
+            s.sendall(_reqmod(f"req-hdr=0, req-body={len(head)}", head, b"2000\r\n" + b"z" * 4096))
+            out = b""
+            while chunk := s.recv(65536):  # ends: the server closes
+                out += chunk
+        assert out.startswith(b"ICAP/1.0 204"), out[:200]
+    finally:
+        stop_process(svc.proc)
 
 
 def test_a_client_that_vanishes_mid_body_loses_nothing_and_the_service_goes_on(icap):

@@ -294,8 +294,11 @@ class IcapServer:
                 whole = False
                 outcome = on_failure(policy.fail_open, "too_large", "body size is over the limit")
                 if outcome.action != "block":  # failing open: the client forwards its own copy
-                    self.gateway._release(flow)
-                    return self._unchanged(req) if req.allow_204 else (500, self._error(500), False)
+                    self.gateway.release(flow)
+                    if not req.allow_204:
+                        return 500, self._error(500), False
+                    status, data, _ = self._unchanged(req)
+                    return status, data, False  # the rest of the body is still unread: close
                 block(flow, Decision(service.id, service.media, service.is_upload(flow.request.path)),
                       policy, outcome.reason, outcome.detail)
         elif req.has_body:

@@ -101,7 +101,7 @@ class Gateway:
         state.reserved = size
         return True
 
-    def _release(self, flow: http.HTTPFlow) -> None:
+    def release(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         self.inflight_bytes -= state.reserved
         state.reserved = 0
@@ -113,7 +113,7 @@ class Gateway:
             flow.response.stream = True
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._release(flow)  # a client gone mid-body gives its reservation back
+        self.release(flow)  # a client gone mid-body gives its reservation back
 
     # -- flows -----------------------------------------------------------------------------
     @staticmethod
@@ -174,7 +174,7 @@ class Gateway:
         try:
             await self._request(flow)
         finally:
-            self._release(flow)  # whatever happened, the body's share of the budget is free
+            self.release(flow)  # whatever happened, the body's share of the budget is free
 
     async def _request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or self.policy is None:
