@@ -246,14 +246,10 @@ class IcapServer:
             return keep
         if not _ours(policy.catalogue, req.http_head):
             # Not ours, decided from the head alone (no flow built): the common case.
-            if req.has_body:
-                await (read_chunks(reader, req, policy.limits.max_body_bytes) if req.preview is not None
-                       else self._drain(reader, req, policy.limits.max_body_bytes))
-            status, data, keep = self._unchanged(req)
-            await self._send(writer, data, "REQMOD", status)
-            return keep
-        flow, target = _make_flow(req, peer, local)
-        status, data, keep = await self._reqmod(req, flow, target, reader, writer)
+            status, data, keep = await self._not_ours(req, reader, policy.limits.max_body_bytes)
+        else:
+            flow, target = _make_flow(req, peer, local)
+            status, data, keep = await self._reqmod(req, flow, target, reader, writer)
         await self._send(writer, data, "REQMOD", status)
         return keep
 
@@ -268,15 +264,9 @@ class IcapServer:
                       ) -> tuple[int, bytes, bool]:
         policy = self.store.policy
         limit = policy.limits.max_body_bytes
-        service = Gateway._route(flow, policy)  # the Host header's host, or the URL's
-        if service is None:
-            # Not ours. With a preview (or Allow: 204) the client still holds the body: answer
-            # from the headers. Without, the body is on its way and must be read first.
-            if req.has_body and req.preview is None:
-                await self._drain(reader, req, limit)
-            elif req.has_body:
-                await read_chunks(reader, req, limit)  # the preview, at most Preview bytes
-            return self._unchanged(req)
+        service = Gateway.route(flow, policy)  # the Host header's host, or the URL's
+        if service is None:  # a head the quick look could not read, judged in full
+            return await self._not_ours(req, reader, limit)
 
         # Ours: admit by declared length before reading the body (budget, size limit).
         length = flow.request.headers.get("content-length", "")
@@ -320,6 +310,16 @@ class IcapServer:
         else:
             data = response(200, "OK", self._headers(), [("req-hdr", new_head)])
         return 200, data, True
+
+    async def _not_ours(self, req: IcapRequest, reader, limit: int) -> tuple[int, bytes, bool]:
+        """Left as it is. With a preview the client still holds the body: only the preview is
+        read. Without one, the body is on its way and is read (bounded) before the answer."""
+        if req.has_body:
+            if req.preview is not None:
+                await read_chunks(reader, req, limit)
+            else:
+                await self._drain(reader, req, limit)
+        return self._unchanged(req)
 
     def _unchanged(self, req: IcapRequest, body: bytes | None = None) -> tuple[int, bytes, bool]:
         if req.allow_204:

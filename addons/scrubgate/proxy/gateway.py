@@ -117,7 +117,7 @@ class Gateway:
 
     # -- flows -----------------------------------------------------------------------------
     @staticmethod
-    def _route(flow: http.HTTPFlow, policy: Policy):
+    def route(flow: http.HTTPFlow, policy: Policy):
         """The flow's service, looked up once per flow and policy (both hooks ask; a
         reload between them gets a fresh lookup)."""
         state = state_of(flow)
@@ -156,7 +156,7 @@ class Gateway:
         share of the budget. The proxy's requestheaders and the ICAP server both ask."""
         if self.policy is None:
             return
-        service = self._route(flow, self.policy)
+        service = self.route(flow, self.policy)
         if not service:
             return
         limits = self.policy.limits
@@ -182,7 +182,7 @@ class Gateway:
         started = time.perf_counter()
         policy = self.policy
         req = flow.request
-        service = self._route(flow, policy)
+        service = self.route(flow, policy)
         if service is None:
             return  # decrypted but not ours (e.g. allow_hosts overridden): pass untouched
         path = req.path.split("?", 1)[0]
