@@ -369,3 +369,8 @@ def test_helpers_are_imported_as_packages_not_through_sys_path():
                 if re.search(r"sys\.path(\.insert|\.append|\[:0\]|\s*=)", line) and "another checkout" not in line:
                     edits.append(f"{path.relative_to(ROOT)}:{n}")
     assert edits == []
+
+
+def test_run_rejects_a_superscript_port_in_resolve():
+    r = scrubgate("run", "--listen-port", "0", "--metrics-port", "0", "--resolve", "a.example:443=127.0.0.1:8²")
+    assert r.returncode == 2 and "HOST:PORT=ADDR:PORT" in r.stderr

@@ -805,3 +805,18 @@ def test_codes_and_numbers_only_is_an_id_shape_not_a_measurement() -> None:
         assert only_codes_and_numbers(id_like), id_like
     for technical in ("12cm 45 30", "5.0MHz 12345", "W 400 L 40", "0 10 20 30 40", "C5-1", "S2000"):
         assert not only_codes_and_numbers(technical), technical
+
+
+@pytest.mark.parametrize("text", ["NHS 943 476 591²", "PPS 1234567²A", "0 10 20 3²", "NIR 1 84 12 75 123 456 ²7",
+                                  "scale 0 5 10 ¹⁵", "MBI 1EG4-TE5-MK7³"])
+def test_superscript_digits_are_not_a_crash(text: str) -> None:
+    """OCR reads 'cm²' and footnote marks: str.isdigit() takes '²', int() does not."""
+    from scrubgate.engine.recognizers import checksums
+    from scrubgate.engine.recognizers.technical import scale_marks
+
+    find_identifiers(text)
+    is_technical(text)
+    compact = "".join(text.split()[1:])
+    for check in (checksums.mod11_10, checksums.nir, checksums.ppsn, checksums.mbi):
+        check(compact)
+    scale_marks(text.split()[1:])

@@ -137,7 +137,7 @@ class Gateway:
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
         length = flow.request.headers.get("content-length", "")
-        if length.isdigit():
+        if length.isascii() and length.isdigit():  # not "²": isdigit() takes it, int() does not
             declared = int(length)
         elif "transfer-encoding" in flow.request.headers or (
                 flow.request.method in _BODY_METHODS and (flow.request.is_http2 or flow.request.is_http3)):

@@ -24,7 +24,7 @@ class ResolveSpec(NamedTuple):
 
 def _split(hostport: str, spec: str) -> tuple[str, int]:
     host, sep, port = hostport.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise exceptions.OptionsError(
             f"invalid resolve spec {spec!r}: expected HOST:PORT=ADDR:PORT, e.g. "
             f"web.whatsapp.com:443=127.0.0.1:8443")

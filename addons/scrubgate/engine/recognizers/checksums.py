@@ -12,7 +12,7 @@ import datetime as _dt
 
 
 def _digits(s: str, n: int) -> list[int] | None:
-    if len(s) != n or not s.isdigit():
+    if len(s) != n or not s.isdecimal():  # isdigit() takes "²", which int() refuses
         return None
     return [int(c) for c in s]
 
@@ -98,13 +98,13 @@ def nir(s: str) -> bool:
     if len(s) != 15:
         return False
     body, key = s[:13].upper(), s[13:]
-    if not key.isdigit() or body[0] not in "12345678":
+    if not key.isdecimal() or body[0] not in "12345678":
         return False
     if body[5:7] == "2A":
         body = body[:5] + "19" + body[7:]
     elif body[5:7] == "2B":
         body = body[:5] + "18" + body[7:]
-    if not body.isdigit():
+    if not body.isdecimal():
         return False
     mm = int(body[3:5])
     if not (1 <= mm <= 12 or 20 <= mm <= 42 or 50 <= mm <= 99):
@@ -117,7 +117,7 @@ def ppsn(s: str) -> bool:
     Weights 8..2 on the digits, the second letter (A=1 .. W=0) weighted 9; the
     check letter is the total mod 23 with 0 -> W, 1 -> A ..."""
     s = s.upper()
-    if len(s) not in (8, 9) or not s[:7].isdigit() or not s[7:].isalpha() or not s.isascii():
+    if len(s) not in (8, 9) or not s[:7].isdecimal() or not s[7:].isalpha() or not s.isascii():
         return False
     total = sum(w * int(c) for w, c in zip(range(8, 1, -1), s[:7]))
     if len(s) == 9:

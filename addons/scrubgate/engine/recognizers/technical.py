@@ -110,7 +110,7 @@ def only_codes_and_numbers(text: str) -> bool:
 
 def scale_marks(numbers: list[str]) -> bool:
     """'0 10 20 30 40', '5 10 15': an axis or depth scale read as one line, not a number."""
-    if len(numbers) < 3 or not all(n.isdigit() for n in numbers):
+    if len(numbers) < 3 or not all(n.isdecimal() for n in numbers):
         return False
     steps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:])}
     return len(steps) == 1 and steps.pop() > 0
