@@ -10,7 +10,8 @@ slices repeated -- plus random multipart bodies. The properties:
   a request body the job lets through either had no file in it or was cleaned;
 - a multipart body that nothing changed is rebuilt byte for byte;
 - the ICAP framing (`scrubgate icap`) reads a mutated request or refuses it with an
-  ICAP error, and never reads more body than its limit.
+  ICAP error, and never reads more body than its limit; the connection's quick path
+  answers only requests the strict parser reads, and ends each at the same byte.
 
 `make test` runs a short pass (SCRUBGATE_FUZZ_EXAMPLES, default 60 per target);
 `make fuzz` a long one, and writes how many inputs each target took to
@@ -194,6 +195,44 @@ ICAP_SEEDS = [
 
 
 @FUZZ
+@given(st.sampled_from(["http", "https", "HTTPS", "ftp"]), st.text("abcXYZ019.-_~@:[]%\t", min_size=0, max_size=20),
+       st.sampled_from(["", ":443", ":8080", ":99999", ":x"]), st.text("/abc?#=&%\t ", max_size=12))
+def test_the_quick_url_reading_agrees_with_urlsplit(scheme, host, port, rest):
+    """_candidates reads the common URL form with a regular expression, and the rest with
+    urlsplit: for any URL the two must name the same hosts and path."""
+    from urllib.parse import urlsplit
+
+    from scrubgate.icap.server import _candidates
+
+    _count("icap url reading")
+    target = f"{scheme}://{host}{port}{rest}"
+    if " " in target:
+        return  # a request line splits on spaces: such a target never gets here
+    hosts, path = _candidates(f"GET {target} HTTP/1.1\r\n\r\n".encode())
+    try:
+        url = urlsplit(target)
+    except ValueError:
+        assert hosts == set(), target  # unreadable: judged as ours, by the full parse
+        return
+    h = url.netloc
+    expected = h.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower() if h.count(":") <= 1 or "[" in h else h.lower()
+    assert hosts == {expected} and path == (url.path or "/"), (target, hosts, path, expected, url.path)
+
+
+def _edited(seed: bytes, edits: list[tuple[str, int, bytes]]) -> bytearray:
+    data = bytearray(seed)
+    for op, pos, blob in edits:
+        pos = min(pos, len(data))
+        if op == "flip" and pos < len(data):
+            data[pos] ^= blob[0] | 1
+        elif op == "cut":
+            del data[pos:pos + len(blob)]
+        else:
+            data[pos:pos] = blob
+    return data
+
+
+@FUZZ
 @given(st.sampled_from(range(len(ICAP_SEEDS))), st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]),
                                                           st.integers(0, 400), st.binary(min_size=1, max_size=16)),
                                                 max_size=5))
@@ -205,15 +244,7 @@ def test_the_icap_parser_only_refuses(seed, edits):
     from scrubgate.icap.protocol import BodyTooLarge, IcapError, read_chunks, read_request
 
     _count("icap parser")
-    data = bytearray(ICAP_SEEDS[seed])
-    for op, pos, blob in edits:
-        pos = min(pos, len(data))
-        if op == "flip" and pos < len(data):
-            data[pos] ^= blob[0] | 1
-        elif op == "cut":
-            del data[pos:pos + len(blob)]
-        else:
-            data[pos:pos] = blob
+    data = _edited(ICAP_SEEDS[seed], edits)
 
     async def go():
         reader = asyncio.StreamReader(limit=64 * 1024)
@@ -232,24 +263,148 @@ def test_the_icap_parser_only_refuses(seed, edits):
     asyncio.run(go())
 
 
+_OTHER_HEAD = b"GET https://bank.example.org/a?b=1 HTTP/1.1\r\nHost: bank.example.org\r\nAccept: */*\r\n\r\n"
+ICAP_SEEDS += [
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nHost: h\r\nAllow: 204\r\nEncapsulated: req-hdr=0, "
+     f"null-body={len(_OTHER_HEAD)}\r\n\r\n").encode() + _OTHER_HEAD,
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nHost: h\r\nAllow: 204\r\nPreview: 0\r\nEncapsulated: req-hdr=0, "
+     f"req-body={len(_OTHER_HEAD)}\r\n\r\n").encode() + _OTHER_HEAD + b"0; ieof\r\n\r\n",
+    (f"REQMOD icap://h/reqmod ICAP/1.0\r\nHost: h\r\nAllow: 204\r\nEncapsulated: req-hdr=0, "
+     f"null-body={len(_OTHER_HEAD)}\r\n\r\n").encode() + _OTHER_HEAD.replace(b"bank.example.org", b"slack.com"),
+]
+_PIPELINED = ICAP_SEEDS[4] + ICAP_SEEDS[6] + ICAP_SEEDS[5] + ICAP_SEEDS[3] + ICAP_SEEDS[1][:ICAP_SEEDS[1].index(b"0\r\n\r\n") + 5] + ICAP_SEEDS[3] + ICAP_SEEDS[0]
+
+
+class _QuickServer:
+    """Stands in for IcapServer: answers what the quick look offers it unless it is ours,
+    by the server's own test, against the shipped policy's catalogue."""
+
+    def quick_answer(self, http_head):
+        from scrubgate.icap.server import _ours
+
+        return None if _ours(PLAN.catalogue, http_head) else b"<answer>"
+
+    def admit_connection(self, conn):
+        return True
+
+    def release_connection(self, conn):
+        pass
+
+
+class _Transport:
+    def __init__(self):
+        self.written = []
+        self.closing = False
+
+    def write(self, data):
+        self.written.append(data)
+
+    def is_closing(self):
+        return self.closing
+
+    def close(self):
+        self.closing = True
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+@FUZZ
+@given(st.sampled_from(range(len(ICAP_SEEDS) + 1)),
+       st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 900),
+                          st.binary(min_size=1, max_size=16)), max_size=5),
+       st.lists(st.integers(1, 900), max_size=4))
+def test_the_icap_quick_path_answers_only_what_the_strict_parser_reads(seed, edits, cuts):
+    """The connection's quick path (204s from the heads alone, scrubgate icap) against the
+    stream parser on the same bytes, arriving in pieces: every request the quick path
+    answers, the strict parser reads too, ending at the same byte; what the quick path
+    does not answer is left whole for the stream path."""
+    import asyncio
+
+    from scrubgate.icap.connection import IcapConnection
+    from scrubgate.icap.protocol import BodyTooLarge, IcapError, read_chunks, read_request
+    from scrubgate.icap.server import SERVICES, _ours
+
+    _count("icap quick path")
+    data = bytes(_edited((ICAP_SEEDS + [_PIPELINED])[seed], edits))
+
+    async def go():
+        transport = _Transport()
+        conn = IcapConnection(_QuickServer(), 60)
+        handed = []
+        conn._start_task = lambda: handed.append(True)
+        conn.connection_made(transport)
+        bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+        fed = 0
+        for a, b in zip(bounds, bounds[1:]):
+            if handed:  # the stream path has the connection now
+                break
+            piece = data[a:b]
+            conn.get_buffer(len(piece))[:len(piece)] = piece
+            conn.buffer_updated(len(piece))
+            fed = b
+        left = len(conn.inbox.buf) + len(data) - fed
+        answered = len(transport.written)
+
+        reader = asyncio.StreamReader(limit=64 * 1024)
+        reader.feed_data(data)
+        reader.feed_eof()
+        for i in range(answered):
+            try:
+                req = await read_request(reader)
+                if req.has_body:
+                    await read_chunks(reader, req, 64)
+                    assert not req.body, "the quick path answered a request with body bytes"
+            except (IcapError, EOFError, BodyTooLarge) as e:
+                raise AssertionError(f"the quick path answered request {i}, the strict parser refused it: {e!r}")
+            # ... and the stream path would have answered it 204 too
+            assert req.method == "REQMOD" and req.service in SERVICES and req.allow_204
+            assert req.headers.get("connection", "").lower() != "close"
+            assert not _ours(PLAN.catalogue, req.http_head)
+        consumed = len(data) - len(await reader.read())
+        assert consumed == len(data) - left, (consumed, len(data), left)
+
+    asyncio.run(go())
+
+
+def _write_report(session, final: bool) -> None:
+    """bench/results/fuzz-DATE.md for the long run; rewritten after every target, so that a
+    run stopped early still leaves what it did."""
+    path = os.environ.get("SCRUBGATE_FUZZ_REPORT")
+    if not path:
+        return
+    import platform
+
+    seconds = time.monotonic() - STARTED
+    lines = [f"# Fuzzing (hypothesis), {time.strftime('%Y-%m-%d')}", "",
+             f"Command: `make fuzz` (SCRUBGATE_FUZZ_EXAMPLES={EXAMPLES})  ",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}; {seconds:.0f} s"
+             + ("" if final else " so far (the run had not finished when this was written)"), "",
+             "| target | inputs |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(RUNS.items())]
+    failed = session.testsfailed
+    lines += [f"| **total** | **{sum(RUNS.values())}** |", ""]
+    lines += [f"**{failed} target(s) failed**: the falsifying inputs are in the test output; "
+              "fix each and keep the input in tests/fuzz_seeds/crashes/." if failed else
+              "No crash (an exception other than Refused, or the engine's engine_error catch-all) "
+              "and no pass-through of an uninspected file: each test would have failed."]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def _report_each(request):
+    yield
+    _write_report(request.session, final=False)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
     yield
-    path = os.environ.get("SCRUBGATE_FUZZ_REPORT")
-    if path:
-        import platform
-
-        seconds = time.monotonic() - STARTED
-        lines = [f"# Fuzzing (hypothesis), {time.strftime('%Y-%m-%d')}", "",
-                 f"Command: `make fuzz` (SCRUBGATE_FUZZ_EXAMPLES={EXAMPLES})  ",
-                 f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                 f"Python {platform.python_version()}; {seconds:.0f} s", "",
-                 "| target | inputs |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in sorted(RUNS.items())]
-        failed = request.session.testsfailed
-        lines += [f"| **total** | **{sum(RUNS.values())}** |", ""]
-        lines += [f"**{failed} target(s) failed**: the falsifying inputs are in the test output; "
-                  "fix each and keep the input in tests/fuzz_seeds/crashes/." if failed else
-                  "No crash (an exception other than Refused, or the engine's engine_error catch-all) "
-                  "and no pass-through of an uninspected file: each test would have failed."]
-        Path(path).write_text("\n".join(lines) + "\n")
+    _write_report(request.session, final=True)

@@ -61,12 +61,12 @@ class Icap:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text
 
 
-def start_icap(tmp: Path, policy: Path | None = None) -> Icap:
+def start_icap(tmp: Path, policy: Path | None = None, *extra: str) -> Icap:
     port, mport = free_ports(2)
     log = tmp / "icap.log"
     proc = subprocess.Popen([*SCRUBGATE, "icap", "--listen-port", str(port), "--metrics-port", str(mport),
                              "--confdir", str(tmp / "conf"), "--audit-log", str(tmp / "audit.jsonl"),
-                             "--workers", "2", *(["--policy", str(policy)] if policy else [])],
+                             "--workers", "2", *(["--policy", str(policy)] if policy else []), *extra],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     wait_ready(proc, mport, log)
@@ -165,6 +165,11 @@ HEAD = b"POST https://slack.com/api/files.upload HTTP/1.1\r\nHost: slack.com\r\n
     ("huge header", b"OPTIONS icap://x/reqmod ICAP/1.0\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"),
     ("unknown service", b"OPTIONS icap://x/echo ICAP/1.0\r\nEncapsulated: null-body=0\r\n\r\n"),
     ("respmod", b"RESPMOD icap://x/reqmod ICAP/1.0\r\nEncapsulated: null-body=0\r\n\r\n"),
+    # "\xb2" is latin-1 "²": str.isdigit() takes it, int() does not
+    ("superscript preview", _reqmod(f"req-hdr=0, null-body={len(HEAD)}", HEAD).replace(
+        b"Allow: 204\r\n", b"Allow: 204\r\nPreview: \xb2\r\n")),
+    ("unreadable url", _reqmod("req-hdr=0, null-body=44", b"GET http://[x/ HTTP/1.1\r\nHost: slack.com\r\n\r\n")),
+    ("superscript offset", _reqmod("req-hdr=0, null-body=1", HEAD).replace(b"null-body=1", b"null-body=\xb2")),
 ])
 def test_malformed_requests_get_an_icap_error(icap, name, data):
     out = _raw(icap, data)
@@ -351,3 +356,72 @@ def test_reqmod_judges_by_the_url_host_too(icap):
                read_timeout=60)
     assert out.startswith(b"ICAP/1.0 200"), out[:200]
     assert b"\xff\xd8" in out and not [m for m in MARKERS if m in out]
+
+
+# -- the quick path: 204s answered from the heads, on a connection shared with the stream path --------
+GET_OTHER = b"GET https://bank.example.org/account HTTP/1.1\r\nHost: bank.example.org\r\n\r\n"
+POST_OTHER = b"POST https://bank.example.org/transfer HTTP/1.1\r\nHost: bank.example.org\r\nContent-Length: 5\r\n\r\n"
+POST_OPAQUE = (b"POST https://mmg.whatsapp.net/mms/image/x HTTP/1.1\r\nHost: mmg.whatsapp.net\r\n"
+               b"Accept: text/html\r\nContent-Length: 5\r\n\r\n")
+PIPELINE = b"".join([
+    _reqmod(f"req-hdr=0, null-body={len(GET_OTHER)}", GET_OTHER),                             # 204, quick
+    b"OPTIONS icap://127.0.0.1/reqmod ICAP/1.0\r\nHost: 127.0.0.1\r\n\r\n",                  # 200, stream
+    _reqmod(f"req-hdr=0, req-body={len(POST_OPAQUE)}", POST_OPAQUE, b"5\r\nhello\r\n0\r\n\r\n"),  # 403 page
+    _reqmod(f"req-hdr=0, null-body={len(GET_OTHER)}", GET_OTHER),                             # 204, quick again
+    _reqmod(f"req-hdr=0, req-body={len(POST_OTHER)}", POST_OTHER, b"0\r\n\r\n", "Preview: 0\r\n"),  # 204
+])
+
+
+def _pipelined(icap: Icap, pieces: list[bytes]) -> bytes:
+    with socket.create_connection(("127.0.0.1", icap.port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in pieces:
+            s.sendall(piece)
+        s.shutdown(socket.SHUT_WR)  # done sending: the server answers everything, then closes
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize("arrival", ["at once", "byte by byte"])
+def test_pipelined_requests_are_answered_in_order_across_both_paths(icap, arrival):
+    """Requests the quick path answers and requests the stream path serves, on one
+    connection, sent at once or a byte at a time: every one answered, in order."""
+    pieces = [PIPELINE] if arrival == "at once" else [PIPELINE[i:i + 1] for i in range(len(PIPELINE))]
+    out = _pipelined(icap, pieces)
+    assert re.findall(rb"^ICAP/1\.0 (\d{3})", out, re.M) == [b"204", b"200", b"200", b"204", b"204"], out[:600]
+    assert b"Methods: REQMOD" in out and b"HTTP/1.1 403" in out and b"opaque_service" in out
+
+
+def test_a_utf8_superscript_content_length_is_not_a_crash(icap):
+    """Content-Length "²" (UTF-8) in a catalogue request: treated as unknown, answered."""
+    head = POST_OPAQUE.replace(b"Content-Length: 5", "Content-Length: ²".encode())
+    out = _raw(icap, _reqmod(f"req-hdr=0, req-body={len(head)}", head, b"5\r\nhello\r\n0\r\n\r\n",
+                             "Connection: close\r\n"))
+    assert out.startswith(b"ICAP/1.0 200") and b"HTTP/1.1 403" in out, out[:300]
+
+
+def test_stalled_and_idle_connections_are_cut_off(tmp_path):
+    """--timeout: half a request that never finishes is cut off and counted; an idle
+    keep-alive connection is closed quietly. Both on the quick path's own timer."""
+    svc = start_icap(tmp_path, None, "--timeout", "2")
+    try:
+        def seconds_until_closed(data: bytes) -> tuple[float, bytes]:
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=20) as s:
+                s.sendall(data)
+                t0 = time.monotonic()
+                out = b""
+                while chunk := s.recv(65536):
+                    out += chunk
+                return time.monotonic() - t0, out
+
+        whole = _reqmod(f"req-hdr=0, null-body={len(GET_OTHER)}", GET_OTHER)
+        idle, out = seconds_until_closed(whole)
+        assert out.startswith(b"ICAP/1.0 204") and 1.5 < idle < 8, (idle, out[:100])
+        assert not re.search(r'scrubgate_icap_errors_total\{kind="timeout"\} [1-9]', svc.metrics())
+        stalled, out = seconds_until_closed(whole[:40])
+        assert out == b"" and 1.5 < stalled < 8, (stalled, out)
+        assert re.search(r'scrubgate_icap_errors_total\{kind="timeout"\} 1\.0', svc.metrics()), svc.metrics()
+    finally:
+        stop_process(svc.proc)

@@ -24,6 +24,10 @@ MAX_CHUNK_LINE = 256
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SECTIONS = ("req-hdr", "res-hdr", "req-body", "res-body", "null-body", "opt-body")
 _BODIES = ("req-body", "res-body", "null-body", "opt-body")
+_URI = re.compile(r"^icaps?://[^/]+/([^?#]*)", re.I)
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_SECTION = re.compile(r"[ \t]*(req-hdr|res-hdr|req-body|res-body|null-body|opt-body)=([0-9]{1,9})[ \t]*")
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class IcapError(Exception):
@@ -52,6 +56,11 @@ class IcapRequest:
     # Set while the body is read:
     body: bytearray = field(default_factory=bytearray)
     ieof: bool = False  # the preview held the whole body
+
+    @property
+    def body_offset(self) -> int:
+        """Bytes of encapsulated heads between the ICAP head and the body."""
+        return self.encapsulated[-1][1]
 
     @property
     def allow_204(self) -> bool:
@@ -91,12 +100,10 @@ def parse_encapsulated(value: str) -> list[tuple[str, int]]:
     """`req-hdr=0, req-body=412` -> [("req-hdr", 0), ("req-body", 412)], validated."""
     parts: list[tuple[str, int]] = []
     for item in value.split(","):
-        name, sep, offset = item.strip().partition("=")
-        if not sep or name not in _SECTIONS or not offset.isdigit() or len(offset) > 9:
+        m = _SECTION.fullmatch(item)
+        if not m:
             raise IcapError(400, "malformed Encapsulated header")
-        parts.append((name, int(offset)))
-    if not parts:
-        raise IcapError(400, "empty Encapsulated header")
+        parts.append((m.group(1), int(m.group(2))))
     names = [n for n, _ in parts]
     offsets = [o for _, o in parts]
     if names[-1] not in _BODIES or any(n in _BODIES for n in names[:-1]):
@@ -108,17 +115,16 @@ def parse_encapsulated(value: str) -> list[tuple[str, int]]:
     return parts
 
 
-async def read_request(reader: asyncio.StreamReader) -> IcapRequest:
-    """The ICAP head and the encapsulated heads; the body is left for `read_body`.
-    Raises EOFError when the client closed the connection between requests."""
-    raw = await _read_head(reader, MAX_HEAD_BYTES, "the ICAP head")
+def parse_head(raw: bytes) -> IcapRequest:
+    """An ICAP head (its blank line included) -> the request, its encapsulated heads not yet
+    attached. The one parser both the stream reader and the connection's quick path use."""
     lines = raw[:-4].split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[2] != b"ICAP/1.0" or not _TOKEN.match(parts[0]):
         raise IcapError(400, "malformed ICAP request line")
     method = parts[0].decode("ascii")
     uri = parts[1].decode("latin-1")
-    m = re.match(r"^icaps?://[^/]+/([^?#]*)", uri, re.I)
+    m = _URI.match(uri)
     if not m:
         raise IcapError(400, "the ICAP URI must be icap://host[:port]/service")
     headers = _headers(lines[1:], "ICAP")
@@ -129,23 +135,31 @@ async def read_request(reader: asyncio.StreamReader) -> IcapRequest:
     encapsulated = parse_encapsulated(headers["encapsulated"])
     preview = None
     if "preview" in headers:
-        if not headers["preview"].isdigit() or len(headers["preview"]) > 9:
+        if not _NUMBER.fullmatch(headers["preview"]):
             raise IcapError(400, "malformed Preview header")
         preview = int(headers["preview"])
-    req = IcapRequest(method, uri, m.group(1).strip("/"), headers, encapsulated, preview=preview)
-    # The heads before the body: read exactly as many bytes as the offsets say, and check
-    # that each is a whole HTTP head (a wrong offset is an error, never a guess).
-    body_name, body_offset = encapsulated[-1]
-    if body_offset > 2 * MAX_HEAD_BYTES:
+    if encapsulated[-1][1] > 2 * MAX_HEAD_BYTES:
         raise IcapError(400, "encapsulated heads are too long")
-    heads = await _read_exactly(reader, body_offset)
-    for (name, start), (_, end) in zip(encapsulated, encapsulated[1:]):
+    return IcapRequest(method, uri, m.group(1).strip("/"), headers, encapsulated, preview=preview)
+
+
+def attach_heads(req: IcapRequest, heads: bytes) -> None:
+    """The bytes before the body, exactly as many as the offsets say: check that each is a
+    whole HTTP head (a wrong offset is an error, never a guess) and keep the request's."""
+    for (name, start), (_, end) in zip(req.encapsulated, req.encapsulated[1:]):
         section = heads[start:end]
         if not section.endswith(b"\r\n\r\n") or b"\r\n\r\n" in section[:-4]:
             raise IcapError(400, f"Encapsulated offset of {name} does not match its head")
         if name == "req-hdr":
             req.http_head = section
-    req.has_body = body_name in ("req-body", "res-body", "opt-body")
+    req.has_body = req.encapsulated[-1][0] in ("req-body", "res-body", "opt-body")
+
+
+async def read_request(reader: asyncio.StreamReader) -> IcapRequest:
+    """The ICAP head and the encapsulated heads; the body is left for `read_chunks`.
+    Raises EOFError when the client closed the connection between requests."""
+    req = parse_head(await _read_head(reader, MAX_HEAD_BYTES, "the ICAP head"))
+    attach_heads(req, await _read_exactly(reader, req.body_offset))
     return req
 
 
@@ -183,6 +197,73 @@ async def read_chunks(reader: asyncio.StreamReader, req: IcapRequest, limit: int
         req.body += await _read_exactly(reader, size)
         if await _read_exactly(reader, 2) != b"\r\n":
             raise IcapError(400, "a chunk is not followed by CRLF")
+
+
+# -- the quick look ------------------------------------------------------------------------------
+# A strict subset of REQMOD, recognised with a few regular expressions instead of the full
+# parse: the canonical form Squid and c-icap-client send for a request whose body, if any,
+# stays with the client (null-body, or an empty Preview). Whatever falls outside it goes to
+# the full parser above. tests/test_fuzz.py checks, on mutated and fragmented input, that
+# every request this recognises the full parser reads too, ending at the same byte.
+MORE = 0  # recognise(): the request is not all here yet
+_QUICK_HEAD = re.compile(
+    rb"REQMOD icap://[^/\s]+/(?:reqmod|scrubgate) ICAP/1\.0\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n){1," + str(MAX_HEADERS).encode() + rb"})\r\n")
+_QUICK_FIELDS = re.compile(rb"^(encapsulated|allow|preview|connection):([^\r\n]*)\r\n", re.I | re.M)
+_QUICK_ENCAPSULATED = re.compile(rb"req-hdr=0, (null-body|req-body)=([1-9][0-9]{0,8})")
+_QUICK_NUMBER = re.compile(rb"[0-9]{1,9}")
+_EMPTY_PREVIEWS = (b"0\r\n\r\n", b"0; ieof\r\n\r\n")  # the last chunk of an empty preview
+
+
+def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
+    """A whole quick-path request at the start of `buf`: (its length in bytes, the
+    encapsulated HTTP head). MORE: it may be one, and is not all here yet. None: it is not
+    one (or not well formed); the full parser must read it."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None if len(buf) > MAX_HEAD_BYTES else MORE
+    start = end + 4
+    if end > MAX_HEAD_BYTES:
+        return None
+    m = _QUICK_HEAD.fullmatch(buf, 0, start)
+    if not m:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for name, value in _QUICK_FIELDS.findall(m.group(1)):
+        key = name.lower()
+        if key in fields:
+            return None  # repeated: the full parser joins them, and judges
+        fields[key] = value.strip()
+    encapsulated = _QUICK_ENCAPSULATED.fullmatch(fields.get(b"encapsulated", b""))
+    if not encapsulated:
+        return None
+    preview = fields.get(b"preview")
+    if preview is not None and not _QUICK_NUMBER.fullmatch(preview):
+        return None
+    if preview is None and b"204" not in {a.strip() for a in fields.get(b"allow", b"").split(b",")}:
+        return None  # the client wants the request back, not a 204
+    if fields.get(b"connection", b"").lower() == b"close":
+        return None
+    length = int(encapsulated.group(2))
+    if length > 2 * MAX_HEAD_BYTES:
+        return None
+    stop = start + length
+    if len(buf) < stop:
+        return MORE
+    head = bytes(buf[start:stop])
+    if not head.endswith(b"\r\n\r\n") or b"\r\n\r\n" in head[:-4]:
+        return None
+    if encapsulated.group(1) == b"null-body":
+        return stop, head
+    if preview is None:
+        return None  # a whole body follows: read it in full
+    rest = bytes(buf[stop:stop + 11])
+    for empty in _EMPTY_PREVIEWS:
+        if rest.startswith(empty):
+            return stop + len(empty), head
+    if any(empty.startswith(rest) for empty in _EMPTY_PREVIEWS):
+        return MORE
+    return None  # a preview with bytes in it
 
 
 def chunked(data: bytes) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -30,8 +31,8 @@ from ..proxy import metrics
 from ..proxy.decision import Decision
 from ..proxy.gateway import Gateway, block
 from ..proxy.policy_store import PolicyStore
-from .protocol import (MAX_HEAD_BYTES, BodyTooLarge, IcapError, IcapRequest, read_chunks, read_request,
-                       response)
+from .connection import IcapConnection
+from .protocol import BodyTooLarge, IcapError, IcapRequest, read_chunks, read_request, response
 
 log = logging.getLogger("scrubgate.icap")
 
@@ -63,13 +64,16 @@ def _make_flow(req: IcapRequest, peer: tuple[str, int], local: tuple[str, int]) 
     request target as it came (it is written back unchanged)."""
     method, target, version, fields = _parse_http_head(req.http_head)
     headers = http.Headers(fields)
-    if target.startswith("/"):  # origin-form: the host is in the Host header
-        host = headers.get("host", "")
-        if not host:
-            raise IcapError(400, "encapsulated request has neither an absolute URL nor a Host header")
-        url = urlsplit(f"https://{host}{target}")
-    else:
-        url = urlsplit(target)
+    try:
+        if target.startswith("/"):  # origin-form: the host is in the Host header
+            host = headers.get("host", "")
+            if not host:
+                raise IcapError(400, "encapsulated request has neither an absolute URL nor a Host header")
+            url = urlsplit(f"https://{host}{target}")
+        else:
+            url = urlsplit(target)
+    except ValueError:  # urlsplit refuses "http://[x/"
+        raise IcapError(400, "unreadable URL in the encapsulated request")
     if url.scheme not in ("http", "https") or not url.hostname:
         raise IcapError(400, "encapsulated request URL must be http(s)://host/...")
     try:
@@ -95,7 +99,7 @@ def _make_flow(req: IcapRequest, peer: tuple[str, int], local: tuple[str, int]) 
     return flow, target
 
 
-def _candidates(head: bytes) -> tuple[list[str], str]:
+def _candidates(head: bytes) -> tuple[set[str], str]:
     """Every host an encapsulated request head names (the URL's and each Host header's) and
     its path, cheaply. The proxy connects by the URL, a server may read the Host header: the
     request is ours if any of them is a catalogue host. A head this cannot read is treated
@@ -103,15 +107,28 @@ def _candidates(head: bytes) -> tuple[list[str], str]:
     first, _, rest = head.partition(b"\r\n")
     parts = first.split(b" ")
     if len(parts) != 3:
-        return [], ""
+        return set(), ""
     target = parts[1].decode("latin-1")
     hosts = [line[5:].strip().decode("latin-1") for line in rest.split(b"\r\n") if line[:5].lower() == b"host:"]
     if not target.startswith("/"):
-        url = urlsplit(target)
-        hosts.append(url.netloc)
-        target = url.path or "/"
-    return [h.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower() if h.count(":") <= 1 or "[" in h
-            else h.lower() for h in hosts], target
+        plain = _PLAIN_URL.fullmatch(target)
+        if plain:  # the common form, read as urlsplit would read it, at a fraction of its cost
+            hosts.append(plain.group(1))
+            target = plain.group(2) or "/"
+        else:
+            try:
+                url = urlsplit(target)
+            except ValueError:  # "http://[x/": unreadable, so ours, and the full parse refuses it
+                return set(), ""
+            hosts.append(url.netloc)
+            target = url.path or "/"
+    return {h.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower() if h.count(":") <= 1 or "[" in h
+            else h.lower() for h in hosts}, target
+
+
+# http(s)://host[:port][/path][?query]: letters, digits, dots and dashes in the host, nothing
+# urlsplit would strip or split differently.
+_PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(/[^?#\s]*)?(?:[?#][^\s]*)?")
 
 
 def _ours(catalogue, head: bytes):
@@ -134,6 +151,9 @@ class IcapServer:
         self.gateway = gateway
         self.server: asyncio.AbstractServer | None = None
         self.connections = 0
+        self._quick_policy = None  # the policy _quick_204 was made for
+        self._quick_204 = b""
+        self._quick_count = metrics.ICAP_REQUESTS.labels("REQMOD", "204")
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_icap_host", str, "127.0.0.1", "ICAP listen address.")
@@ -147,8 +167,10 @@ class IcapServer:
 
     async def running(self) -> None:
         host, port = ctx.options.scrubgate_icap_host, ctx.options.scrubgate_icap_port
+        timeout = ctx.options.scrubgate_icap_timeout
         try:
-            self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
+            self.server = await asyncio.get_running_loop().create_server(
+                lambda: IcapConnection(self, timeout), host, port)
         except OSError as e:
             log.error(f"cannot listen for ICAP on {host}:{port} ({e.strerror}); choose another port "
                       f"with --listen-port")
@@ -176,42 +198,64 @@ class IcapServer:
         return {"ISTag": self.istag, "Server": f"scrubgate/{__version__}", **extra}
 
     # -- connections ---------------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        local = writer.get_extra_info("sockname") or ("?", 0)
+    def admit_connection(self, conn: IcapConnection) -> bool:
+        """Count a new connection, or answer 503 when there are too many (the caller closes)."""
         if self.connections >= ctx.options.scrubgate_icap_max_connections:
-            await self._send(writer, response(503, _REASONS[503], self._headers(Connection="close")), "other", 503)
-            writer.close()
-            return
+            metrics.ICAP_REQUESTS.labels("other", "503").inc()
+            conn.write(response(503, _REASONS[503], self._headers(Connection="close")))
+            return False
         self.connections += 1
         metrics.ICAP_CONNECTIONS.set(self.connections)
-        timeout = ctx.options.scrubgate_icap_timeout
+        return True
+
+    def release_connection(self, conn: IcapConnection) -> None:
+        self.connections -= 1
+        metrics.ICAP_CONNECTIONS.set(self.connections)
+
+    def quick_answer(self, http_head: bytes) -> bytes | None:
+        """`204` for a request the connection's quick look recognised (a REQMOD whose body, if
+        any, stays with the client), when it is not ours; None: the stream path serves it.
+        The decision `_answer` takes for such a request, without building one."""
+        policy = self.store.policy
+        if policy is None or _ours(policy.catalogue, http_head):
+            return None
+        if policy is not self._quick_policy:  # the 204 carries the policy's ISTag
+            self._quick_policy = policy
+            self._quick_204 = response(204, "No Content", self._headers())
+        self._quick_count.inc()
+        return self._quick_204
+
+    async def serve(self, conn: IcapConnection) -> bool:
+        """Serve requests from the connection's inbox until it is empty between two. True: the
+        connection carries on (on the quick path); False: close it."""
+        peer = (conn.get_extra_info("peername") or ("?", 0))[:2]
+        local = (conn.get_extra_info("sockname") or ("?", 0))[:2]
+        reader = conn.inbox
         try:
             while True:
                 try:
-                    async with asyncio.timeout(timeout):
-                        keep = await self._one(reader, writer, peer[:2], local[:2])
+                    async with asyncio.timeout(ctx.options.scrubgate_icap_timeout):
+                        keep = await self._one(reader, conn, peer, local)
                 except EOFError:
-                    break  # closed between requests
+                    return False  # closed between requests
                 except IcapError as e:
                     metrics.ICAP_ERRORS.labels(_error_label(e.status)).inc()
                     log.info(f"ICAP request refused: {e.status} {e.detail}")
-                    await self._send(writer, response(e.status, _REASONS.get(e.status, "Error"),
-                                                      self._headers(Connection="close")), "other", e.status)
-                    break
+                    await self._send(conn, response(e.status, _REASONS.get(e.status, "Error"),
+                                                    self._headers(Connection="close")), "other", e.status)
+                    return False
                 except TimeoutError:
                     metrics.ICAP_ERRORS.labels("timeout").inc()
-                    break
+                    return False
                 if not keep:
-                    break
+                    return False
+                if not reader.buf:
+                    return True
         except (ConnectionError, asyncio.IncompleteReadError):
             metrics.ICAP_ERRORS.labels("aborted").inc()
-        finally:
-            self.connections -= 1
-            metrics.ICAP_CONNECTIONS.set(self.connections)
-            writer.close()
+            return False
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes, method: str, status: int) -> None:
+    async def _send(self, writer: IcapConnection, data: bytes, method: str, status: int) -> None:
         metrics.ICAP_REQUESTS.labels(method, str(status)).inc()
         writer.write(data)
         try:
@@ -236,8 +280,8 @@ class IcapServer:
         if not req.http_head:
             raise IcapError(400, "REQMOD without an encapsulated request head (req-hdr)")
         policy = self.store.policy
-        if policy is None or not self.gateway.sanitisers.ready:
-            raise IcapError(503, "not ready: no policy or no workers")
+        if policy is None:
+            raise IcapError(503, "not ready: no policy")
         if req.http_head.startswith(b"CONNECT ") and not req.has_body:
             # The proxy asks about the tunnel itself (Squid does, before ssl-bump): no body,
             # nothing to clean; the requests inside come one by one after the bump.
@@ -247,6 +291,8 @@ class IcapServer:
         if not _ours(policy.catalogue, req.http_head):
             # Not ours, decided from the head alone (no flow built): the common case.
             status, data, keep = await self._not_ours(req, reader, policy.limits.max_body_bytes)
+        elif not self.gateway.sanitisers.ready:  # ours, and no one to clean it: fail closed
+            raise IcapError(503, "not ready: the sanitiser workers are not all up")
         else:
             flow, target = _make_flow(req, peer, local)
             status, data, keep = await self._reqmod(req, flow, target, reader, writer)
@@ -270,7 +316,7 @@ class IcapServer:
 
         # Ours: admit by declared length before reading the body (budget, size limit).
         length = flow.request.headers.get("content-length", "")
-        declared = int(length) if length.isdigit() else (limit if req.has_body else 0)
+        declared = int(length) if length.isascii() and length.isdigit() else (limit if req.has_body else 0)
         self.gateway.admit(flow, declared)
         whole = True
         if flow.response is None and req.has_body:
