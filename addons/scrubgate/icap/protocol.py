@@ -228,12 +228,10 @@ def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
     m = _QUICK_HEAD.fullmatch(buf, 0, start)
     if not m:
         return None
-    fields: dict[bytes, bytes] = {}
-    for name, value in _QUICK_FIELDS.findall(m.group(1)):
-        key = name.lower()
-        if key in fields:
-            return None  # repeated: the full parser joins them, and judges
-        fields[key] = value.strip()
+    pairs = _QUICK_FIELDS.findall(m.group(1))
+    fields = {name.lower(): value.strip() for name, value in pairs}
+    if len(fields) != len(pairs):
+        return None  # a header repeated: the full parser joins them, and judges
     encapsulated = _QUICK_ENCAPSULATED.fullmatch(fields.get(b"encapsulated", b""))
     if not encapsulated:
         return None
@@ -251,7 +249,7 @@ def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
     if len(buf) < stop:
         return MORE
     head = bytes(buf[start:stop])
-    if not head.endswith(b"\r\n\r\n") or b"\r\n\r\n" in head[:-4]:
+    if head.find(b"\r\n\r\n") != length - 4:  # one head, ending exactly at the offset
         return None
     if encapsulated.group(1) == b"null-body":
         return stop, head

@@ -135,7 +135,10 @@ def _ours(catalogue, head: bytes):
     hosts, path = _candidates(head)
     if not hosts:
         return True
-    return any(catalogue.route(h, path) is not None for h in hosts)
+    for host in hosts:
+        if catalogue.route(host, path) is not None:
+            return True
+    return False
 
 
 def _http_head(first_line: str, headers: http.Headers) -> bytes:
