@@ -104,31 +104,37 @@ def _candidates(head: bytes) -> tuple[set[str], str]:
     its path, cheaply. The proxy connects by the URL, a server may read the Host header: the
     request is ours if any of them is a catalogue host. A head this cannot read is treated
     as ours, and the full parse judges it."""
-    first, _, rest = head.partition(b"\r\n")
-    parts = first.split(b" ")
+    parts = head[:head.find(b"\r\n")].split(b" ")
     if len(parts) != 3:
         return set(), ""
-    target = parts[1].decode("latin-1")
-    hosts = [line[5:].strip().decode("latin-1") for line in rest.split(b"\r\n") if line[:5].lower() == b"host:"]
-    if not target.startswith("/"):
-        plain = _PLAIN_URL.fullmatch(target)
-        if plain:  # the common form, read as urlsplit would read it, at a fraction of its cost
-            hosts.append(plain.group(1))
-            target = plain.group(2) or "/"
-        else:
-            try:
-                url = urlsplit(target)
-            except ValueError:  # "http://[x/": unreadable, so ours, and the full parse refuses it
-                return set(), ""
-            hosts.append(url.netloc)
-            target = url.path or "/"
-    return {h.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower() if h.count(":") <= 1 or "[" in h
-            else h.lower() for h in hosts}, target
+    hosts = {_host_name(value.strip().decode("latin-1")) for value in _HOST_LINES.findall(head)}
+    target = parts[1]
+    if target.startswith(b"/"):
+        return hosts, target.decode("latin-1")
+    plain = _PLAIN_URL.fullmatch(target)
+    if plain:  # the common form, read as urlsplit would read it, at a fraction of its cost
+        hosts.add(plain.group(1).decode("ascii").lower())
+        return hosts, (plain.group(2) or b"/").decode("latin-1")
+    try:
+        url = urlsplit(target.decode("latin-1"))
+    except ValueError:  # "http://[x/": unreadable, so ours, and the full parse refuses it
+        return set(), ""
+    hosts.add(_host_name(url.netloc))
+    return hosts, url.path or "/"
 
 
+def _host_name(authority: str) -> str:
+    """`user@Host:port` -> `host`; a bare IPv6 address is left whole."""
+    if authority.count(":") > 1 and "[" not in authority:
+        return authority.lower()
+    return authority.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower()
+
+
+# Each Host header line: after a line break, up to the next (the head ends with one).
+_HOST_LINES = re.compile(rb"\r\nhost:(.*?)(?=\r\n)", re.I | re.S)
 # http(s)://host[:port][/path][?query]: letters, digits, dots and dashes in the host, nothing
 # urlsplit would strip or split differently.
-_PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(/[^?#\s]*)?(?:[?#][^\s]*)?")
+_PLAIN_URL = re.compile(rb"https?://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(/[^?#\s]*)?(?:[?#][^\s]*)?")
 
 
 def _ours(catalogue, head: bytes):
@@ -156,7 +162,11 @@ class IcapServer:
         self.connections = 0
         self._quick_policy = None  # the policy _quick_204 was made for
         self._quick_204 = b""
+        # 204s of the quick path, counted here and added to the metric once a second: a
+        # Prometheus counter takes a lock per increment, a tenth of the quick path's cost.
+        self._quick_204s = 0
         self._quick_count = metrics.ICAP_REQUESTS.labels("REQMOD", "204")
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def load(self, loader) -> None:
         loader.add_option("scrubgate_icap_host", str, "127.0.0.1", "ICAP listen address.")
@@ -179,12 +189,23 @@ class IcapServer:
                       f"with --listen-port")
             ctx.master.shutdown()
             return
+        self._flush_quick_count()
         addrs = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self.server.sockets)
         log.info(f"ICAP service listening on {addrs} (icap://HOST:{port}/reqmod)")
 
     def done(self) -> None:
+        if self._flush_timer:
+            self._flush_timer.cancel()
+        self._flush_quick_count(again=False)
         if self.server:
             self.server.close()
+
+    def _flush_quick_count(self, again: bool = True) -> None:
+        if self._quick_204s:
+            self._quick_count.inc(self._quick_204s)
+            self._quick_204s = 0
+        if again:
+            self._flush_timer = asyncio.get_running_loop().call_later(1.0, self._flush_quick_count)
 
     def readiness(self) -> tuple[bool, str]:
         if self.server is None or not self.server.is_serving():
@@ -225,7 +246,7 @@ class IcapServer:
         if policy is not self._quick_policy:  # the 204 carries the policy's ISTag
             self._quick_policy = policy
             self._quick_204 = response(204, "No Content", self._headers())
-        self._quick_count.inc()
+        self._quick_204s += 1
         return self._quick_204
 
     async def serve(self, conn: IcapConnection) -> bool:
