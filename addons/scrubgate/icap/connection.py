@@ -207,9 +207,9 @@ class IcapConnection(asyncio.BufferedProtocol):
             if self._write_paused:
                 return  # the client is not reading our answers: read no more of its requests
             found = recognise(buf)
-            if found == MORE:
-                return
-            if found is None:
+            if found.__class__ is not tuple:
+                if found == MORE:
+                    return
                 break
             length, http_head = found
             answer = self.server.quick_answer(http_head)

@@ -228,7 +228,7 @@ def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
     m = _QUICK_HEAD.fullmatch(buf, 0, start)
     if not m:
         return None
-    pairs = _QUICK_FIELDS.findall(m.group(1))
+    pairs = _QUICK_FIELDS.findall(buf, m.start(1), m.end(1))
     fields = {name.lower(): value.strip() for name, value in pairs}
     if len(fields) != len(pairs):
         return None  # a header repeated: the full parser joins them, and judges
