@@ -430,3 +430,33 @@ def test_stalled_and_idle_connections_are_cut_off(tmp_path):
         assert re.search(r'scrubgate_icap_errors_total\{kind="timeout"\} 1\.0', svc.metrics()), svc.metrics()
     finally:
         stop_process(svc.proc)
+
+
+def test_a_client_that_pipelines_without_reading_is_held_back(icap):
+    """Requests sent without their answers being read: once the answers back up, the
+    connection stops reading, so the client's sends block (TCP pushes back) and the
+    server's memory stays flat. Other clients are served meanwhile."""
+    pid = icap.proc.pid
+
+    def rss_mib() -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    one = _reqmod(f"req-hdr=0, null-body={len(GET_OTHER)}", GET_OTHER)
+    batch = one * 2000  # about 300 KB
+    before = rss_mib()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", icap.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(3)
+        try:
+            while sent < 400 * 1024 * 1024:  # unbounded without back-pressure
+                s.sendall(batch)
+                sent += len(batch)
+        except TimeoutError:
+            pass  # blocked: the server stopped reading
+        assert sent < 64 * 1024 * 1024, f"{sent >> 20} MiB went in without a single answer read"
+        assert "ICAP/1.0 200 OK" in _client(icap, "-v").stdout  # the others are still served
+        assert rss_mib() - before < 64, (before, rss_mib())
