@@ -45,7 +45,8 @@ class Inbox:
 
     def feed(self, data: bytes | memoryview) -> None:
         self.buf += data
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
         if len(self.buf) > _HIGH_WATER and not self._paused:
             self._paused = True
             self._transport.pause_reading()
@@ -203,6 +204,7 @@ class IcapConnection(asyncio.BufferedProtocol):
         hand the first one it cannot to the stream path."""
         inbox = self.inbox
         buf = inbox.buf
+        answered = False
         while buf:
             if self._write_paused:
                 return  # the client is not reading our answers: read no more of its requests
@@ -217,6 +219,8 @@ class IcapConnection(asyncio.BufferedProtocol):
                 break
             inbox.drop(length)
             self.transport.write(answer)
+            answered = True
+        if answered:
             self._last = asyncio.get_running_loop().time()
         if buf:
             self._start_task()
