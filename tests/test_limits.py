@@ -38,6 +38,38 @@ def test_chunked_transfer_body_over_the_limit_is_blocked(small_gateway, upstream
     assert [q for q in upstream.received("/api/files.upload") if "streamed" in q.path] == []
 
 
+def _rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_refused_body_is_read_but_not_held(small_gateway, upstream, framing):
+    """200 MB refused (declared over the limit, or chunked and growing past it): the
+    client still gets its 403 once it has sent everything, and the gateway holds none of
+    it (mitmproxy alone would keep all 200 MB until the end)."""
+    size, piece = 200 * 1024 * 1024, b"\x02" * (1024 * 1024)
+    peak = [_rss_mib(small_gateway.proc.pid)]
+    before = peak[0]
+
+    def body():
+        for _ in range(size // len(piece)):
+            peak.append(_rss_mib(small_gateway.proc.pid))
+            yield piece
+
+    headers = {"Content-Type": "application/octet-stream"}
+    if framing == "content-length":
+        headers["Content-Length"] = str(size)
+    with small_gateway.client() as c:
+        r = c.post(f"https://slack.com/api/files.upload?held={framing}", content=body(), headers=headers,
+                   timeout=120)
+    assert r.status_code == 403 and r.json()["reason"] == "too_large", r.text[:200]
+    assert max(peak) - before < 60, f"the gateway grew by {max(peak) - before:.0f} MiB reading a refused body"
+    assert [q for q in upstream.received("/api/files.upload") if "held" in q.path] == []
+
+
 def test_too_many_files_in_one_request(small_gateway, upstream):
     png = encode(picture(32, 32), "PNG")
     files = [("f", (f"{i}.png", png, "image/png")) for i in range(3)]

@@ -4,6 +4,7 @@ from .. import logsafe
 from .audit import Audit
 from .gateway import Gateway
 from .metrics import Metrics
+from . import refused_bodies
 from .policy_store import PolicyStore
 from .resolve import Resolve
 from .sanitisers import Sanitisers
@@ -29,8 +30,9 @@ def make_addons() -> list:
     # Audit before Metrics: with `audit: required`, an upload whose record cannot be
     # written is blocked there, and the metrics must count the block.
     audit = Audit(store)
-    return [Resolve(), store, sanitisers, TlsGate(store, audit), Gateway(store, sanitisers), audit,
-            Metrics(ready)]
+    gateway = Gateway(store, sanitisers)
+    refused_bodies.install(gateway.body_over_limit)  # refused bodies are read, not held
+    return [Resolve(), store, sanitisers, TlsGate(store, audit), gateway, audit, Metrics(ready)]
 
 
 __all__ = ["Audit", "Gateway", "Metrics", "PolicyStore", "Resolve", "Sanitisers", "TlsGate", "make_addons"]

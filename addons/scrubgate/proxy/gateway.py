@@ -18,7 +18,7 @@ from ..engine.verdict import Refused
 from ..job import BodyJob, BodyOutcome, on_failure
 from ..policy import Policy
 from ..workers import PoolError
-from . import blockpage, metrics
+from . import blockpage, metrics, refused_bodies
 from .decision import Decision, publish, state_of
 from .policy_store import PolicyStore
 from .sanitisers import Sanitisers
@@ -149,6 +149,25 @@ class Gateway:
         else:
             return  # HTTP/1 without either header: no body
         self.admit(flow, declared)
+        if flow.response is None and not length and state_of(flow).reserved:
+            # No declared length: stop holding the body once it passes the limit.
+            refused_bodies.limit_body(flow, self.policy.limits.max_body_bytes)
+
+    def body_over_limit(self, flow: http.HTTPFlow) -> bool:
+        """A catalogue body of undeclared length grew past the limit while mitmproxy read
+        it: refuse it now (True; the rest is dropped as it comes), or under `fail: open`
+        let it be read on (False)."""
+        policy = self.policy
+        service = self.route(flow, policy) if policy else None
+        if service is None or flow.response is not None:
+            return False
+        outcome = on_failure(policy.fail_open, "too_large", "body size is over the limit")
+        if outcome.action != "block":
+            return False
+        decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
+        self._block(flow, decision, outcome.reason, outcome.detail)
+        self.release(flow)  # nothing of it is held any more
+        return True
 
     def admit(self, flow: http.HTTPFlow, declared: int) -> None:
         """Before a catalogue request's body is read: refuse it (flow.response set) if its
@@ -169,6 +188,7 @@ class Gateway:
         if outcome.action == "block":  # failing open, the body is still read and checked
             decision = Decision(service.id, service.media, service.is_upload(flow.request.path))
             self._block(flow, decision, outcome.reason, outcome.detail)
+            refused_bodies.mark_refused(flow)  # answered: its body is read and dropped, not held
 
     async def request(self, flow: http.HTTPFlow) -> None:
         try:
