@@ -219,6 +219,21 @@ def test_the_quick_url_reading_agrees_with_urlsplit(scheme, host, port, rest):
     assert hosts == {expected} and path == (url.path or "/"), (target, hosts, path, expected, url.path)
 
 
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["Host", "host", "HOST", "X-Host", "Hostname", "Accept"]),
+                          st.text("ab.-:@[]1 \t\r\n\xe9", max_size=16)), max_size=5))
+def test_the_quick_host_reading_agrees_with_a_line_by_line_reading(fields):
+    """_candidates finds Host lines with find() on a lowercased copy: the same values as
+    reading the head line by line."""
+    from scrubgate.icap.server import _candidates, _host_name
+
+    _count("icap host reading")
+    head = b"GET /p HTTP/1.1\r\n" + b"".join(f"{k}:{v}\r\n".encode("latin-1") for k, v in fields) + b"\r\n"
+    lines = head[:-4].split(b"\r\n")[1:]
+    expected = {_host_name(line[5:].strip().decode("latin-1")) for line in lines if line[:5].lower() == b"host:"}
+    assert _candidates(head)[0] == expected, head
+
+
 def _edited(seed: bytes, edits: list[tuple[str, int, bytes]]) -> bytearray:
     data = bytearray(seed)
     for op, pos, blob in edits:

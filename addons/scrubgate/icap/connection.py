@@ -142,7 +142,7 @@ class IcapConnection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.inbox.feed(self._recv[:nbytes])
-        if not self.streaming and not self.transport.is_closing():
+        if not self.streaming:
             self._quick()
 
     def eof_received(self) -> bool:
@@ -205,6 +205,8 @@ class IcapConnection(asyncio.BufferedProtocol):
         inbox = self.inbox
         buf = inbox.buf
         answered = False
+        if self.transport.is_closing():
+            return
         while buf:
             if self._write_paused:
                 return  # the client is not reading our answers: read no more of its requests

@@ -238,7 +238,8 @@ def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
     preview = fields.get(b"preview")
     if preview is not None and not _QUICK_NUMBER.fullmatch(preview):
         return None
-    if preview is None and b"204" not in {a.strip() for a in fields.get(b"allow", b"").split(b",")}:
+    allow = fields.get(b"allow", b"")
+    if preview is None and allow != b"204" and b"204" not in {a.strip() for a in allow.split(b",")}:
         return None  # the client wants the request back, not a 204
     if fields.get(b"connection", b"").lower() == b"close":
         return None

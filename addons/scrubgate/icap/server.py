@@ -107,7 +107,13 @@ def _candidates(head: bytes) -> tuple[set[str], str]:
     parts = head[:head.find(b"\r\n")].split(b" ")
     if len(parts) != 3:
         return set(), ""
-    hosts = {_host_name(value.strip().decode("latin-1")) for value in _HOST_LINES.findall(head)}
+    hosts = set()
+    lowered = head.lower()
+    at = lowered.find(b"\r\nhost:")
+    while at >= 0:  # each Host header line (the head ends with a line break)
+        end = head.find(b"\r\n", at + 7)
+        hosts.add(_host_name(head[at + 7:end].strip().decode("latin-1")))
+        at = lowered.find(b"\r\nhost:", end)
     target = parts[1]
     if target.startswith(b"/"):
         return hosts, target.decode("latin-1")
@@ -130,8 +136,6 @@ def _host_name(authority: str) -> str:
     return authority.rpartition("@")[2].rsplit(":", 1)[0].strip("[]").lower()
 
 
-# Each Host header line: after a line break, up to the next (the head ends with one).
-_HOST_LINES = re.compile(rb"\r\nhost:(.*?)(?=\r\n)", re.I | re.S)
 # http(s)://host[:port][/path][?query]: letters, digits, dots and dashes in the host, nothing
 # urlsplit would strip or split differently.
 _PLAIN_URL = re.compile(rb"https?://([A-Za-z0-9.-]+)(?::[0-9]{1,5})?(/[^?#\s]*)?(?:[?#][^\s]*)?")
