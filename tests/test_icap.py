@@ -460,3 +460,24 @@ def test_a_client_that_pipelines_without_reading_is_held_back(icap):
         assert sent < 64 * 1024 * 1024, f"{sent >> 20} MiB went in without a single answer read"
         assert "ICAP/1.0 200 OK" in _client(icap, "-v").stdout  # the others are still served
         assert rss_mib() - before < 64, (before, rss_mib())
+
+
+@pytest.mark.parametrize("client,data", [
+    # c-icap-client 0.5.10, a POST with Preview: 0 (captured)
+    ("c-icap-client", b"REQMOD icap://127.0.0.1/reqmod ICAP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: "
+     b"C-ICAP-Client-Library/0.5.10\r\nAllow: 204\r\nPreview: 0\r\nEncapsulated: req-hdr=0, req-body=155\r\n\r\n"
+     b"POST https://bank.example.org/x HTTP/1.0\r\nLast-Modified: Mon Dec  7 15:48:35 2026\r\nContent-Length: 6\r\n"
+     b"Content-Length: 6\r\nUser-Agent: C-ICAP-Client/x.xx\r\n\r\n0\r\n\r\n"),
+    # the shape of a Squid REQMOD for a GET (Allow: 204 with trailers, X-Client-IP); written, not captured
+    ("squid", b"REQMOD icap://127.0.0.1:1344/reqmod ICAP/1.0\r\nHost: 127.0.0.1:1344\r\nDate: Mon, 07 Dec 2026 "
+     b"15:00:00 GMT\r\nEncapsulated: req-hdr=0, null-body=79\r\nPreview: 0\r\nAllow: 204, trailers\r\n"
+     b"X-Client-IP: 10.0.0.7\r\n\r\nGET http://bank.example.org/a HTTP/1.1\r\nHost: bank.example.org\r\n"
+     b"Accept: */*\r\n\r\n"),
+])
+def test_the_common_clients_requests_take_the_quick_path(client, data):
+    """What Squid and c-icap-client send for a request that is not ours is answered from the
+    buffer (a change that sent them to the full parser would still be correct, and slow)."""
+    from scrubgate.icap.protocol import recognise
+
+    found = recognise(bytearray(data))
+    assert isinstance(found, tuple) and found[0] == len(data), (client, found)
