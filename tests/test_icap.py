@@ -481,3 +481,62 @@ def test_the_common_clients_requests_take_the_quick_path(client, data):
 
     found = recognise(bytearray(data))
     assert isinstance(found, tuple) and found[0] == len(data), (client, found)
+
+
+def test_a_bug_while_serving_is_answered_500_and_the_connection_closed():
+    """An exception of ours inside the stream path (here planted) still answers: ICAP 500,
+    so a proxy with bypass=off refuses the request, and the connection is closed."""
+    import asyncio
+
+    from mitmproxy.test import taddons
+
+    from scrubgate.icap.connection import IcapConnection
+    from scrubgate.icap.server import IcapServer
+
+    class Store:
+        policy = None
+
+    class Transport:
+        def __init__(self):
+            self.written, self.closed = b"", False
+
+        def write(self, data):
+            self.written += data
+
+        def is_closing(self):
+            return self.closed
+
+        def close(self):
+            self.closed = True
+
+        def get_extra_info(self, name, default=None):
+            return ("127.0.0.1", 4000)
+
+        def pause_reading(self):
+            pass
+
+        def resume_reading(self):
+            pass
+
+    server = IcapServer(Store(), gateway=None)
+
+    async def broken(*args):
+        raise RuntimeError("planted")
+
+    server._answer = broken
+    with taddons.context(server):
+        async def go():
+            conn, transport = IcapConnection(server, 5), Transport()
+            conn.connection_made(transport)
+            data = b"OPTIONS icap://127.0.0.1/reqmod ICAP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+            conn.get_buffer(len(data))[:len(data)] = data
+            conn.buffer_updated(len(data))
+            for _ in range(100):
+                if transport.closed:
+                    break
+                await asyncio.sleep(0.01)
+            conn.connection_lost(None)
+            return transport
+
+        transport = asyncio.run(go())
+    assert transport.written.startswith(b"ICAP/1.0 500 ") and transport.closed, transport.written

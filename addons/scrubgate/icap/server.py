@@ -282,6 +282,11 @@ class IcapServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             metrics.ICAP_ERRORS.labels("aborted").inc()
             return False
+        except Exception as e:  # a bug of ours: answer 500 (the proxy refuses the request), close
+            log.exception("ICAP internal error")
+            metrics.ICAP_ERRORS.labels("internal").inc()
+            await self._send(conn, self._error(500), "other", 500)
+            return False
 
     async def _send(self, writer: IcapConnection, data: bytes, method: str, status: int) -> None:
         metrics.ICAP_REQUESTS.labels(method, str(status)).inc()
