@@ -1,5 +1,9 @@
 """Limits and fail-open/closed, on a gateway with a deliberately small policy."""
 
+import shutil
+import subprocess
+import time
+
 import httpx
 import pytest
 
@@ -67,6 +71,27 @@ def test_a_refused_body_is_read_but_not_held(small_gateway, upstream, framing):
                    timeout=120)
     assert r.status_code == 403 and r.json()["reason"] == "too_large", r.text[:200]
     assert max(peak) - before < 60, f"the gateway grew by {max(peak) - before:.0f} MiB reading a refused body"
+    assert [q for q in upstream.received("/api/files.upload") if "held" in q.path] == []
+
+
+def test_a_refused_http2_body_of_no_declared_length_is_not_held(small_gateway, upstream):
+    """The same over HTTP/2 from curl, streaming 200 MB from stdin with no length: refused
+    once it passes the limit, read to its end, and not held."""
+    assert shutil.which("curl"), "curl is missing: run `make test`"
+    before = _rss_mib(small_gateway.proc.pid)
+    zeros = subprocess.Popen(["head", "-c", str(200 * 1024 * 1024), "/dev/zero"], stdout=subprocess.PIPE)
+    curl = subprocess.Popen(["curl", "-sS", "--http2", "-X", "POST", "-T", "-", "-o", "/dev/null",
+                             "-w", "%{http_version} %{http_code}", "-H", "Content-Type: application/octet-stream",
+                             "-x", small_gateway.proxy, "--cacert", str(small_gateway.trust_pem),
+                             "https://slack.com/api/files.upload?held=h2"],
+                            stdin=zeros.stdout, stdout=subprocess.PIPE, text=True)
+    peak = before
+    while curl.poll() is None:
+        peak = max(peak, _rss_mib(small_gateway.proc.pid))
+        time.sleep(0.05)
+    zeros.wait(10)
+    assert curl.stdout.read().split() == ["2", "403"]
+    assert peak - before < 60, f"the gateway grew by {peak - before:.0f} MiB reading a refused body"
     assert [q for q in upstream.received("/api/files.upload") if "held" in q.path] == []
 
 
