@@ -17,8 +17,10 @@ import pwd
 import re
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -236,8 +238,9 @@ def _squid_conf(tmp: Path, icap_port: int, squid_port: int, hosts_file: Path, up
     return conf
 
 
-@pytest.fixture(scope="module")
-def squid(tmp_path_factory, test_ca, upstream):
+def _start_squid(test_ca, upstream, icap_port: int) -> tuple[subprocess.Popen, Path, int]:
+    """Squid with deploy/icap/squid.conf (paths and ports only), its ICAP service on
+    `icap_port`; returns the process, its folder and its port once it listens."""
     squid_bin = shutil.which("squid") or "/usr/sbin/squid"
     if not os.path.exists(squid_bin):
         pytest.fail("squid is missing: run `make test` (it installs squid-openssl)")
@@ -258,25 +261,37 @@ def squid(tmp_path_factory, test_ca, upstream):
     for p in tmp.rglob("*"):
         os.chown(p, proxy.pw_uid, proxy.pw_gid)
     os.chown(tmp, proxy.pw_uid, proxy.pw_gid)
-    svc = start_icap(Path(tmp_path_factory.mktemp("squid-icap")))
     (squid_port,) = free_ports(1)
-    conf = _squid_conf(tmp, svc.port, squid_port, tmp / "etc-hosts", upstream)
+    conf = _squid_conf(tmp, icap_port, squid_port, tmp / "etc-hosts", upstream)
     proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:  # whatever fails, neither Squid nor the ICAP service outlives the module
+    try:
         deadline = time.monotonic() + 30
         while True:
             assert proc.poll() is None, proc.stdout.read().decode(errors="replace") + _read(tmp / "cache.log")
             try:
                 socket.create_connection(("127.0.0.1", squid_port), timeout=1).close()
-                break
+                return proc, tmp, squid_port
             except OSError:
                 assert time.monotonic() < deadline, _read(tmp / "cache.log")
                 time.sleep(0.3)
-        yield {"port": squid_port, "icap": svc, "tmp": tmp, "ca": tmp / "client-ca.pem"}
-    finally:
+    except BaseException:
         stop_process(proc)
-        stop_process(svc.proc)
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@pytest.fixture(scope="module")
+def squid(tmp_path_factory, test_ca, upstream):
+    svc = start_icap(Path(tmp_path_factory.mktemp("squid-icap")))
+    try:  # whatever fails, neither Squid nor the ICAP service outlives the module
+        proc, tmp, squid_port = _start_squid(test_ca, upstream, svc.port)
+        try:
+            yield {"port": squid_port, "icap": svc, "tmp": tmp, "ca": tmp / "client-ca.pem"}
+        finally:
+            stop_process(proc)
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        stop_process(svc.proc)
 
 
 def _read(p: Path) -> str:
@@ -468,15 +483,11 @@ def test_a_client_that_pipelines_without_reading_is_held_back(icap):
      b"C-ICAP-Client-Library/0.5.10\r\nAllow: 204\r\nPreview: 0\r\nEncapsulated: req-hdr=0, req-body=155\r\n\r\n"
      b"POST https://bank.example.org/x HTTP/1.0\r\nLast-Modified: Mon Dec  7 15:48:35 2026\r\nContent-Length: 6\r\n"
      b"Content-Length: 6\r\nUser-Agent: C-ICAP-Client/x.xx\r\n\r\n0\r\n\r\n"),
-    # the shape of a Squid REQMOD for a GET (Allow: 204 with trailers, X-Client-IP); written, not captured
-    ("squid", b"REQMOD icap://127.0.0.1:1344/reqmod ICAP/1.0\r\nHost: 127.0.0.1:1344\r\nDate: Mon, 07 Dec 2026 "
-     b"15:00:00 GMT\r\nEncapsulated: req-hdr=0, null-body=79\r\nPreview: 0\r\nAllow: 204, trailers\r\n"
-     b"X-Client-IP: 10.0.0.7\r\n\r\nGET http://bank.example.org/a HTTP/1.1\r\nHost: bank.example.org\r\n"
-     b"Accept: */*\r\n\r\n"),
 ])
 def test_the_common_clients_requests_take_the_quick_path(client, data):
-    """What Squid and c-icap-client send for a request that is not ours is answered from the
-    buffer (a change that sent them to the full parser would still be correct, and slow)."""
+    """What c-icap-client sends for a request that is not ours is answered from the buffer
+    (a change that sent it to the full parser would still be correct, and slow). Squid's
+    own requests: test_squids_own_requests_for_other_sites_take_the_quick_path."""
     from scrubgate.icap.protocol import recognise
 
     found = recognise(bytearray(data))
@@ -540,3 +551,68 @@ def test_a_bug_while_serving_is_answered_500_and_the_connection_closed():
 
         transport = asyncio.run(go())
     assert transport.written.startswith(b"ICAP/1.0 500 ") and transport.closed, transport.written
+
+
+class _IcapRecorder(socketserver.ThreadingTCPServer):
+    """An ICAP service that records what its client sends, raw, and answers OPTIONS as
+    scrubgate does and every REQMOD 204. A request is what arrives before the sender
+    waits for an answer (ICAP clients do not pipeline)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.raw: list[bytes] = []
+        super().__init__(("127.0.0.1", 0), _IcapRecorderHandler)
+
+
+class _IcapRecorderHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.settimeout(0.5)
+        buf = b""
+        while True:
+            try:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                buf += data
+                continue
+            except TimeoutError:
+                if not buf:
+                    continue
+            self.server.raw.append(buf)
+            if buf.startswith(b"OPTIONS"):
+                self.request.sendall(b'ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: "rec"\r\nAllow: 204\r\n'
+                                     b"Preview: 0\r\nTransfer-Preview: *\r\nOptions-TTL: 60\r\n"
+                                     b"Encapsulated: null-body=0\r\n\r\n")
+            else:
+                self.request.sendall(b'ICAP/1.0 204 No Content\r\nISTag: "rec"\r\nEncapsulated: null-body=0\r\n\r\n')
+            buf = b""
+
+
+def test_squids_own_requests_for_other_sites_take_the_quick_path(test_ca, upstream, tmp_path):
+    """What Squid (deploy/icap/squid.conf) really sends for requests that are not ours: a
+    spliced HTTPS site's CONNECT, a plain-HTTP GET and a POST. Each is one whole request the
+    quick look recognises, so none of this traffic reaches the full parser."""
+    from scrubgate.icap.protocol import recognise
+
+    recorder = _IcapRecorder()
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    proc, tmp, port = _start_squid(test_ca, upstream, recorder.server_address[1])
+    try:
+        (tmp_path / "form.txt").write_text("hello")
+        for url, extra in [(f"https://bank.example.org:{upstream.port}/a", []),
+                           ("http://bank.example.org/b?x=1", []),
+                           ("http://bank.example.org/c", ["-F", f"f=@{tmp_path / 'form.txt'}"])]:
+            subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "20", "-k", "--proxy",
+                            f"http://127.0.0.1:{port}", *extra, url], capture_output=True, timeout=30)
+    finally:
+        stop_process(proc)
+        recorder.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    reqmods = [r for r in recorder.raw if r.startswith(b"REQMOD")]
+    kinds = {r.split(b"\r\n\r\n", 2)[1].split(b" ", 1)[0] for r in reqmods}
+    assert {b"GET", b"POST"} <= kinds, recorder.raw
+    for raw in reqmods:
+        found = recognise(bytearray(raw))
+        assert isinstance(found, tuple) and found[0] == len(raw), raw
