@@ -466,13 +466,20 @@ def test_a_client_that_pipelines_without_reading_is_held_back(icap):
     with socket.create_connection(("127.0.0.1", icap.port), timeout=10) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.settimeout(3)
+        started = time.monotonic()
         try:
             while sent < 400 * 1024 * 1024:  # unbounded without back-pressure
                 s.sendall(batch)
                 sent += len(batch)
         except TimeoutError:
             pass  # blocked: the server stopped reading
+        blocked_after = time.monotonic() - started - 3
         assert sent < 64 * 1024 * 1024, f"{sent >> 20} MiB went in without a single answer read"
+        # The kernel's buffers take the first ~14 MiB either way. A server that kept reading
+        # while its answers piled up in user space took 18-26 s to fill them (measured with
+        # the write-pause check removed); one that stops reads nothing more, and the
+        # client blocks within a second or two.
+        assert blocked_after < 10, f"the client could send for {blocked_after:.0f} s"
         assert "ICAP/1.0 200 OK" in _client(icap, "-v").stdout  # the others are still served
         assert rss_mib() - before < 64, (before, rss_mib())
 

@@ -230,7 +230,7 @@ class IcapServer:
         """Count a new connection, or answer 503 when there are too many (the caller closes)."""
         if self.connections >= ctx.options.scrubgate_icap_max_connections:
             metrics.ICAP_REQUESTS.labels("other", "503").inc()
-            conn.write(response(503, _REASONS[503], self._headers(Connection="close")))
+            conn.write(self._error(503))
             return False
         self.connections += 1
         metrics.ICAP_CONNECTIONS.set(self.connections)
@@ -269,8 +269,7 @@ class IcapServer:
                 except IcapError as e:
                     metrics.ICAP_ERRORS.labels(_error_label(e.status)).inc()
                     log.info(f"ICAP request refused: {e.status} {e.detail}")
-                    await self._send(conn, response(e.status, _REASONS.get(e.status, "Error"),
-                                                    self._headers(Connection="close")), "other", e.status)
+                    await self._send(conn, self._error(e.status), "other", e.status)
                     return False
                 except TimeoutError:
                     metrics.ICAP_ERRORS.labels("timeout").inc()
@@ -418,7 +417,8 @@ class IcapServer:
         return response(200, "OK", self._headers(), [("res-hdr", head)], r.raw_content or b"")
 
     def _error(self, status: int) -> bytes:
-        return response(status, _REASONS[status], self._headers(Connection="close"))
+        """An ICAP error answer; the connection closes after it."""
+        return response(status, _REASONS.get(status, "Error"), self._headers(Connection="close"))
 
     async def _drain(self, reader, req: IcapRequest, limit: int) -> None:
         try:
