@@ -137,6 +137,7 @@ class Gateway:
         if flow.response or flow.error or not flow.live or self.policy is None:
             return
         length = flow.request.headers.get("content-length", "")
+        undeclared = False
         if length.isascii() and length.isdigit():  # not "²": isdigit() takes it, int() does not
             declared = int(length)
         elif "transfer-encoding" in flow.request.headers or (
@@ -145,12 +146,13 @@ class Gateway:
             # whole upload's worth of the budget while mitmproxy reads it. mitmproxy cannot
             # cap one request body without also capping every download (body_size_limit is
             # one option for both directions), so this reservation is what bounds them.
-            declared = self.policy.limits.max_body_bytes
+            declared, undeclared = self.policy.limits.max_body_bytes, True
         else:
             return  # HTTP/1 without either header: no body
         self.admit(flow, declared)
-        if flow.response is None and not length and state_of(flow).reserved:
-            # No declared length: stop holding the body once it passes the limit.
+        if flow.response is None and undeclared and state_of(flow).reserved:
+            # No usable declared length (none, or one that is no number): stop holding the
+            # body once it passes the limit.
             refused_bodies.limit_body(flow, self.policy.limits.max_body_bytes)
 
     def body_over_limit(self, flow: http.HTTPFlow) -> bool:
