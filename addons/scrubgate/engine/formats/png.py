@@ -137,7 +137,9 @@ def decode(data: bytes, limits: EngineLimits) -> raster.Decoded:
         info = PngInfo()
         for ctype, body in chunks:
             info.add(ctype, body)
-        kw: dict = {"pnginfo": info}
+        # zlib level 3, not Pillow's 6: half the time on a 2 MP screenshot (0.10 s against
+        # 0.20 s) for files 0-17% larger; every cleaned PNG is re-encoded, on the upload's clock.
+        kw: dict = {"pnginfo": info, "compress_level": 3}
         if icc:
             kw["icc_profile"] = icc
         if transparency is not None and bare[0].mode in ("1", "L", "I", "I;16", "P", "RGB"):
