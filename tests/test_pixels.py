@@ -151,6 +151,18 @@ def test_face_is_found_in_every_raster_format(fmt):
     assert sanitize(data, EngineOptions(faces="block")).refused == "identifiable_face"
 
 
+def test_a_small_patient_thumbnail_on_a_chart_is_found():
+    """A chart's patient photo is small: the astronaut at a quarter size, whose face is
+    ~30 px on a 1280x960 screen (under 1/30 of the short side, which the first rule
+    ignored), is found and blurred in a PNG screenshot."""
+    thumb = _astronaut().resize((128, 128), Image.Resampling.LANCZOS)
+    screen = Image.new("RGB", (1280, 960), (240, 240, 240))
+    screen.paste(thumb, (60, 120))
+    verdict = sanitize(encode(screen, "PNG"))
+    found = [f.box for f in verdict.findings if f.kind == "face"]
+    assert found and all(60 <= x and x + w <= 60 + 128 + 20 for x, _, w, _ in found), found
+
+
 @pytest.mark.parametrize("picture", ["rocket", "coffee", "chelsea"])
 def test_text_free_photo_comes_back_unchanged(picture):
     """No redaction without a reason: a real photo with no text (scikit-image's public
