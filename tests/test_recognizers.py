@@ -820,3 +820,15 @@ def test_superscript_digits_are_not_a_crash(text: str) -> None:
     for check in (checksums.mod11_10, checksums.nir, checksums.ppsn, checksums.mbi):
         check(compact)
     scale_marks(text.split()[1:])
+
+
+@pytest.mark.parametrize("text", ["Allergies: aucune", "Allergieën: geen", "Allergien: keine", "Allergy: Latex",
+                                  "Geen allergieën", "Weight 72 kg", "Blood group: O+", "Groupe sanguin A"])
+def test_a_banners_clinical_fields_are_not_identifiers(text: str) -> None:
+    """Kept by the banner rules: a banner carries allergies and weight beside the name."""
+    assert is_technical(text)
+
+
+@pytest.mark.parametrize("text", ["Allergy: 12345678", "Dr Allergist", "Allerton Hospital"])
+def test_clinical_field_words_do_not_hide_identifiers(text: str) -> None:
+    assert not is_technical(text)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from . import labels, names, patterns, places
 from .span import IDENTIFIER_KINDS_TEXT, Span
-from .technical import has_tech_content, looks_technical, only_codes_and_numbers
+from .technical import clinical_field, has_tech_content, looks_technical, only_codes_and_numbers
 from .text import OcrText
 
 __all__ = ["IDENTIFIER_KINDS_TEXT", "Span", "dangling_label", "find_identifiers", "is_technical", "labelled_kind"]
@@ -86,6 +86,6 @@ def labelled_kind(text: str) -> str | None:
 def is_technical(text: str) -> bool:
     """True when the line is clearly technical viewer annotation with no identifier
     (e.g. 'kVp 120 mAs 250', 'W: 400 L: 40', 'C5-1 5.0MHz Gain 50 Depth 16cm')."""
-    if not text or not text.strip() or not looks_technical(text):
+    if not text or not text.strip() or not (looks_technical(text) or clinical_field(text)):
         return False
     return not any(s.confidence >= 0.5 for s in find_identifiers(text))

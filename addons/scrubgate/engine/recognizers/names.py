@@ -31,6 +31,18 @@ def _vetoed(word: str) -> bool:
     return w in TECH_WORDS or w in COMMON_WORDS or w in NAME_STOP or w in _MONTH_WORDS
 
 
+# Titles that are only ever titles when not written in capitals (MR, MS, HR, Fr are
+# also modalities and units).
+_SURE_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dhr", "mevr", "mej", "herr", "frau", "mme", "mlle"})
+
+
+def _vetoed_after_title(word: str) -> bool:
+    """After a sure title ("dhr.", "Mr") a capitalised word is a surname even when it is
+    also a common or technical word ("dhr. Post", "Mr Long"); field names and months are not."""
+    w = fold(word.strip(".'’"))
+    return w in NAME_STOP or w in _MONTH_WORDS
+
+
 # ---------------------------------------------------------------------------
 # DICOM person name: LAST^FIRST^MIDDLE. OCR turns ^ into " ' * or ~; some
 # viewers print LAST/FIRST.
@@ -133,7 +145,9 @@ def titled_names(ctx: OcrText) -> Iterator[Span]:
             continue
         w1, w2 = n.group("w1"), n.group("w2")
         lead = text[n.start():n.start("w1")]
-        if not w1[0].isupper() or _vetoed(w1):
+        title = m.group().split()[-1].rstrip(".")
+        sure_title = title.lower() in _SURE_TITLES and not title.isupper()  # "MR BRAIN" is MRI
+        if not w1[0].isupper() or (_vetoed_after_title(w1) if sure_title else _vetoed(w1)):
             continue
         if "." not in lead and len(w1) < 2:
             continue

@@ -86,6 +86,24 @@ def has_tech_content(text: str) -> bool:
     return tech_profile(text)[0] > 0
 
 
+# Fields a patient banner carries that are clinical, not identifying: allergies, weight,
+# height, blood group, isolation, resuscitation status, diagnosis (EN/NL/DE/FR, folded
+# word beginnings).
+_CLINICAL_FIELDS = ("allerg", "diagnos", "weight", "gewicht", "poids", "height", "lengte", "grosse", "taille",
+                    "bloodgroup", "bloedgroep", "blutgruppe", "groupesanguin", "isolat", "isolier", "reanim",
+                    "resus", "nkda")
+
+
+def clinical_field(text: str) -> bool:
+    """A banner's clinical field, with or without its value: 'Allergies: aucune',
+    'Geen allergieën', 'Weight 72 kg'. No digit run long enough to be an ID."""
+    words = [fold(w) for w in _TOKEN.findall(text)]
+    if not words or len(words) > 6 or re.search(r"\d{5,}", text):
+        return False
+    joined = ["".join(words[i:i + 2]) for i in range(len(words))]
+    return any(w.startswith(_CLINICAL_FIELDS) for w in words + joined)
+
+
 def only_codes_and_numbers(text: str) -> bool:
     """Every token a bare number or a letter-digit code, no unit or technical word,
     and five digits or more: 'RAD73410', '2 00 01 s0 550 672 61'. Shaped like a

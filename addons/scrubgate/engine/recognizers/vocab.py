@@ -86,6 +86,12 @@ trans/long long/trans
 left right links rechts gauche droite droit
 links/rechts
 anterior posterior superior inferior
+wbc rbc hb hgb hct plt mcv mch inr aptt pt crp esr bse pct egfr gfr urea bun creat creatinine kreatinine
+creatinine creatinin sodium natrium potassium kalium chloride bicarbonate lactate lactaat laktat glucose
+glucosa alat asat alp ggt bilirubin bilirubine albumin albumine troponin trop bnp ntprobnp d-dimer ddimer
+ferritin hba1c tsh ft4 cholesterol ldl hdl mmol mmol/l mg/l g/l g/dl u/l iu/l umol/l ml/min 10^9/l
+culture cultuur kultur aerobic anaerobic aerobe anaerobe specimen probe
+ctpa ctkub ctca cxr axr kub mrcp ercp echo tte tee
 """.split())
 
 COMMON_WORDS = frozenset("""
