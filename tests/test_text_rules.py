@@ -38,6 +38,13 @@ def painted(p: Page, **kw) -> dict[int, str]:
     return {r.line: r.rule for r in rules.decide(p, **kw)}
 
 
+def words_painted(text: str, width: int) -> list[str]:
+    """The words of a one-line sentence (at x=10, monospaced) that its redaction paints."""
+    [r] = rules.decide(page(line(text, (10, 400, width, 22))))
+    step = width / len(text)
+    return [text[round((b[0] - 10) / step):round((b[0] - 10 + b[2]) / step)].strip(" ,.") for b in r.parts]
+
+
 def test_identifier_in_line_paints_the_line_and_names_the_recognizer():
     p = page(line("NHS 943 476 5919", (10, 10, 180, 22)), line("kVp 120 mAs 250", (1000, 10, 160, 22)))
     got = painted(p)
@@ -120,6 +127,22 @@ def test_unreadable_speck_or_blob_is_not_text():
     assert painted(page(line("kVp 120", (1000, 10, 160, 22)), blob, speck)) == {}
 
 
+def test_an_unreadable_tilted_blob_in_a_corner_is_not_text():
+    """Texture in a text-free photo's corner, found as a 143x125 'line' tilted by 11
+    degrees: its upright box is wide enough to pass for text, its own shape is not."""
+    import math
+
+    cx, cy, w, h, a = 1432, 1247, 143, 125, math.radians(11)
+    along, down = (w / 2 * math.cos(a), w / 2 * math.sin(a)), (-h / 2 * math.sin(a), h / 2 * math.cos(a))
+    quad = tuple((cx + sx * along[0] + sy * down[0], cy + sx * along[1] + sy * down[1])
+                 for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)))
+    xs, ys = [q[0] for q in quad], [q[1] for q in quad]
+    box = (int(min(xs)), int(min(ys)), int(max(xs) - min(xs)), int(max(ys) - min(ys)))
+    blob = Line(Detection(quad, box, 0.53), (Reading("~", 0.3, "ppocr"),))
+    assert painted(page(blob, size=(1600, 1350))) == {}
+    assert painted(page(line("~#;,", (1300, 1290, 170, 40), 0.3), size=(1600, 1350))) != {}  # a line is
+
+
 def test_unreadable_line_on_a_coloured_header_band_is_painted():
     p = page(line("Ward 7B", (10, 300, 90, 22)), line("~#;,", (500, 300, 170, 22), 0.3),
              on_colour=[False, True])
@@ -145,9 +168,7 @@ def test_a_sentence_loses_its_identifier_words_not_the_whole_line():
 
 def test_a_sentence_also_loses_the_places_and_numbers_around_a_name():
     text = "Frau Kallert wohnt in der Freya-Bohnbach-Allee 5, 03924 Neubrandenburg und hat COPD"
-    [s] = rules.decide(page(line(text, (10, 400, 860, 22))))
-    step = 860 / len(text)
-    painted_words = {text[round((b[0] - 10) / step):round((b[0] - 10 + b[2]) / step)].strip(" ,") for b in s.parts}
+    painted_words = set(words_painted(text, 860))
     assert {"Freya-Bohnbach-Allee", "03924", "Neubrandenburg"} <= painted_words
     assert "COPD" not in painted_words and "hat" not in painted_words and "der" not in painted_words
 
@@ -235,3 +256,75 @@ def test_a_right_aligned_value_does_not_cut_the_left_column():
 def test_numbers_make_a_form_field_longer_not_a_sentence():
     got = rules.decide(page(line("33-922789 Téléphone: 01 00 72 34 48", (85, 76, 231, 19))))
     assert len(got) == 1 and got[0].parts == ()  # the whole field goes, the MRN before the label too
+
+
+def test_a_probe_line_in_a_banner_loses_its_mrn_and_keeps_its_values():
+    """A vendor overlay prints the MRN on the probe's line: the ID-shaped words go (with
+    the digit group OCR split off), the technical values stay."""
+    p = page(line("SKIHOUK^BERTRAND 13 janv 1960 C9-2 TIB 1.0", (5, 2, 418, 18)),
+             line("15943506 5.0 MHz 18Hz D 7cm", (5, 20, 270, 18)),
+             line("(888541 14)? NEWS 6, BP 88/50", (5, 38, 290, 18)))
+    got = {r.line: r for r in rules.decide(p)}
+    assert got[1].rule == "banner_neighbour" and got[2].rule == "banner_neighbour"
+    step1 = 270 / len(p.lines[1].text)
+    assert [round((b[0] - 5) / step1) for b in got[1].parts] == [0]  # "15943506" alone
+    assert len(got[2].parts) == 2  # "(888541" and "14)?", not "6," or "88/50"
+    # A probe line with no ID-shaped word stays whole.
+    q = page(line("SKIHOUK^BERTRAND 13 janv 1960", (5, 2, 300, 18)), line("C9-2 5.0 MHz 18Hz D 7cm", (5, 20, 250, 18)))
+    assert 1 not in painted(q)
+
+
+def test_labels_do_not_dilute_a_banner_row():
+    """'DDN' between a birth date and an MRN in a header row: the MRN's neighbours are
+    counted without the label."""
+    p = page(line("LEFEVRE^MIKOEGREI", (9, 67, 182, 25)), line("DDN", (220, 59, 30, 19)),
+             line("19721115", (218, 71, 71, 24)), line("17-892899", (307, 73, 74, 21)),
+             line("=", (400, 56, 33, 42), 0.67))  # the age, misread
+    assert painted(p).get(3) == "banner_neighbour"
+
+
+def test_a_menu_or_tab_bar_is_no_banner():
+    """One-word items in a row ('Synthese Resultats Observations Imagerie') under a
+    patient banner are tabs, not more of the banner."""
+    banner = [line("LEFEVRE^MIKOEGREI", (9, 67, 182, 25)), line("19721115", (218, 71, 71, 24))]
+    tabs = [line(t, (8 + 120 * i, 100, 100, 24)) for i, t in
+            enumerate(["Synthese", "Resultats", "Observations", "Imagerie", "Traitements"])]
+    got = painted(page(*banner, *tabs))
+    assert set(got) == {0, 1}, got
+
+
+def test_a_sentence_loses_every_mention_of_a_name_it_names():
+    text = "Ik heb de bevindingen met Rowan Post besproken. Wij zien dhr. Post over drie maanden terug"
+    painted_words = words_painted(text, 900)
+    assert {"Rowan", "Post", "dhr"} <= set(painted_words) and painted_words.count("Post") == 2
+
+
+def test_a_banner_line_keeps_only_its_technical_words():
+    """'NOEL Berend 19790725 L12-5 DR60 P 61%': everything but the probe values is painted
+    (the name, the date, anything else not positively technical)."""
+    text = "NOEL Berend 19790725 L12-5 DR60 P 61%"
+    l = line(text, (6, 1, 370, 21))
+    [r] = rules.decide(page(l))
+    step = 370 / len(text)
+
+    def covered(word: str) -> bool:
+        a = 6 + text.index(word) * step
+        b = a + len(word) * step
+        return any(p[0] <= a + 2 and b - 2 <= p[0] + p[2] for p in r.parts)
+
+    assert r.parts and all(covered(w) for w in ("NOEL", "Berend", "19790725"))
+    assert not any(covered(w) for w in ("L12-5", "DR60", "61%"))
+    unsure = line(text, (6, 1, 370, 21), confidence=0.7)
+    assert rules.decide(page(unsure))[0].parts == ()  # unsure: the whole line
+
+
+def test_a_table_column_ends_at_the_next_tables_header():
+    """A banner's 'DDN | N° patient | Âge' looks like a worklist header; the lab table
+    further down ('Résultat | Unité | Norme') is another table, not its column."""
+    p = page(line("DDN", (220, 59, 40, 19)), line("N° patient", (309, 59, 80, 19)), line("Âge", (400, 59, 33, 19)),
+             line("19721115", (218, 85, 71, 22)), line("17-892899", (307, 85, 74, 22)),
+             line("Résultat", (222, 139, 68, 24)), line("Unité", (366, 139, 46, 24)), line("Norme", (544, 139, 57, 24)),
+             line("88", (220, 164, 30, 24)), line("mL/min", (365, 164, 60, 24)), line(">60", (543, 164, 39, 24)))
+    got = painted(p)
+    assert {3, 4} <= set(got)
+    assert not {5, 6, 7, 8, 9, 10} & set(got), got

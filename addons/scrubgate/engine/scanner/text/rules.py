@@ -46,6 +46,10 @@ class RuleTuning:
     min_label_reading: float = 0.7
     # Below this best-reading confidence a line is "unreadable".
     unreadable_below: float = 0.65
+    # ... and painted only when it is this many times as long as tall (a detected line of
+    # three characters is ~1.4 after the detector's unclip; texture blobs and icons it
+    # liked were 0.8-1.15 on the quality corpora, every unreadable identifier over 5).
+    unreadable_min_aspect: float = 1.3
     # A right-hand value can sit this many line heights after its label.
     label_reach_right: float = 30.0
     # A banner neighbour is painted when its immediate neighbours all carry
@@ -64,6 +68,19 @@ class RuleTuning:
     # the page, and spellings this similar (difflib ratio, folded) count as one.
     name_token_letters: int = 4
     name_similarity: float = 0.8
+    # A line with an identifier keeps its words read as technical ("L12-5 DR60") when it
+    # is read this surely and tilted no more than this (degrees); each kept word's box
+    # is trimmed by this share of the line height at both ends.
+    keep_technical_reading: float = 0.85
+    keep_technical_max_tilt: float = 2.0
+    keep_technical_trim: float = 0.0
+    # A technical line inside a banner loses its words with this many digits in a row
+    # (an MRN printed beside the probe values), not the whole line.
+    id_word_digits: int = 6
+    # A menu or tab bar: a row of this many one-word lines read this surely.
+    menu_min_items: int = 4
+    menu_item_reading: float = 0.85
+    menu_share: float = 0.75  # of the row's lines (a search box or a clock may sit in it)
     # How often the context rules look again after painting more lines.
     context_rounds: int = 5
     # A sentence: this many words, read this surely by its only reader. It loses its
@@ -128,6 +145,21 @@ class Context:
                 pairs.setdefault(f"{a} {b}", set()).add(i)
         return _fuzzy_groups(pairs, self.tuning.name_similarity)
 
+    @cached_property
+    def menu_lines(self) -> frozenset[int]:
+        """Lines in a menu or tab bar: one word of letters read surely, in a row where
+        `menu_min_items` or more lines (and most of them) are such words ("Fichier Edition Affichage", "Results Orders
+        Imaging"). A banner row has values with digits; a tab bar beside it is no banner."""
+        t, lines = self.tuning, self.page.lines
+        words = {i for i, line in enumerate(lines) if _one_word(self, line)}
+        out = set()
+        for i in words:
+            row = self.page.row(i)
+            items = sum(j in words for j in row)
+            if items >= t.menu_min_items and items >= t.menu_share * len(row):
+                out.add(i)
+        return frozenset(out)
+
     def believed(self, line: Line, minimum: float | None = None) -> list[Reading]:
         floor = self.tuning.min_reading if minimum is None else minimum
         return [r for r in line.readings if r.text.strip() and r.confidence >= floor]
@@ -146,7 +178,7 @@ def identifier_in_line(ctx: Context) -> list[Redaction]:
             spans = [s for s in find_identifiers(reading.text) if _believable(s, reading.text, reading.confidence, t)]
             if spans:
                 best = max(spans, key=lambda s: s.confidence)
-                parts = _sentence_parts(ctx, line, reading, spans)
+                parts = _sentence_parts(ctx, line, reading, spans) or _around_technical(ctx, line, reading, spans)
                 out.append(Redaction(i, best.kind, f"identifier_in_line:{best.recognizer}",
                                      round(best.confidence, 2), _span_box(line, reading, best.start, best.end),
                                      parts))
@@ -210,17 +242,64 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     if offsets is None:
         return ()
     touched: set[int] = set()
+    named: set[str] = set()
     for span in spans:
         hit = [k for k, (a, b) in enumerate(offsets) if a < span.end and b > span.start]
         if not hit:
             return ()
         touched.update(range(max(0, min(hit) - t.sentence_margin_words),
                              min(len(offsets), max(hit) + t.sentence_margin_words + 1)))
+        named.update(_core(reading.words[k].text) for k in hit if sum(c.isalpha() for c in reading.words[k].text) >= 3)
+    # The same name said again in the sentence ("met Rowan Post ... dhr. Post") goes too.
+    touched.update(k for k, word in enumerate(reading.words) if _core(word.text) in named)
     # A sentence that names someone often says more about them than the recognizers
     # know ("lives at Freya-Bohnbach-Allee 5, 03924 Neubrandenburg"): every other
     # word that could be a name, a place or a number goes too.
     touched.update(k for k, word in enumerate(reading.words) if _could_identify(word.text, first=k == 0))
     return tuple(reading.words[k].box for k in sorted(touched))
+
+
+def _core(word: str) -> str:
+    return fold(word.strip(".,;:!?()[]'\"’"))
+
+
+def _around_technical(ctx: Context, line: Line, reading: Reading, spans) -> tuple[Box, ...]:
+    """A banner line that holds an identifier and technical values ("NOEL Berend 19790725
+    L12-5 DR60 P 61%", a vendor overlay): the whole line is painted except the words read
+    surely as technical, each kept word's box trimmed at both ends. Everything not
+    positively technical goes, so a missed identifier beside the found one goes too.
+    () -- the whole line -- when there is nothing technical to keep, the reading is not
+    sure, its word boxes disagree with its text, or the line is tilted."""
+    t = ctx.tuning
+    if reading.confidence < t.keep_technical_reading or abs(line.detection.angle) > t.keep_technical_max_tilt:
+        return ()
+    offsets = _word_offsets(reading)
+    if not offsets:
+        return ()
+    words, kept = reading.words, set()
+    for k in range(len(words)):
+        for n in (2, 1):  # "TIS 0.5", "P 61%", then single words
+            window = range(k, min(k + n, len(words)))
+            a, b = offsets[window[0]][0], offsets[window[-1]][1]
+            if any(a < span.end and b > span.start for span in spans):
+                continue
+            if is_technical(" ".join(words[j].text for j in window)) and \
+                    not only_codes_and_numbers(" ".join(words[j].text for j in window)):
+                kept.update(window)
+                break
+    if not kept:
+        return ()
+    x0, y0, w, h = line.box
+    trim = max(1, round(t.keep_technical_trim * line.height))
+    holes = sorted((words[j].box[0] + trim, words[j].box[0] + words[j].box[2] - trim) for j in kept)
+    parts, left = [], x0
+    for a, b in holes:
+        if a > left:
+            parts.append((left, y0, a - left, h))
+        left = max(left, b)
+    if left < x0 + w:
+        parts.append((left, y0, x0 + w - left, h))
+    return tuple(p for p in parts if p[2] > 0)
 
 
 def _could_identify(word: str, first: bool = False) -> bool:
@@ -295,6 +374,8 @@ def table_column(ctx: Context) -> list[Redaction]:
                 continue
             if oy - bottom > 5 * height:  # a row or two the detector missed does not end the column
                 break
+            if j in ctx.menu_lines or _names_columns(ctx, j):
+                break  # another table's header (or a tab bar) ends this column
             bottom = max(bottom, oy + oh)
             out.append(Redaction(j, kind, "table_column", 0.7, page.lines[j].box))
     return out
@@ -318,8 +399,11 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
         if not hits:
             continue
         height = max(page.lines[g].height for g in hits)
+        # Labels are not values: "DDN" between a birth date and an MRN in a header row
+        # says nothing either way, so neighbours are counted without them.
+        group = [g for g in group if g not in labels]
         for k, g in enumerate(group):
-            if g in hit or g in labels:
+            if g in hit or g in ctx.menu_lines:
                 continue
             near = [n for n in group[max(0, k - 2):k + 3] if n != g]
             beside = [n for n in group[max(0, k - 1):k + 2] if n != g]
@@ -329,11 +413,38 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
             if line.height > t.banner_height_ratio * height or _sentence(ctx, line):
                 continue
             if _technical(ctx, line) and not _id_shaped(ctx, line):
+                # A vendor overlay puts the MRN on the probe's line ("15943506 5.0 MHz
+                # 18Hz"): the technical values stay, the ID-shaped words go.
+                if parts := _id_words(ctx, line):
+                    out.append(Redaction(g, "free_text", "banner_neighbour", 0.6, union(parts), parts))
                 continue
             if _alnum(line) < 2 and line.confidence >= t.unreadable_below:
                 continue  # a read separator or bullet
             out.append(Redaction(g, "free_text", "banner_neighbour", 0.6, line.box))
     return out
+
+
+def _id_words(ctx: Context, line: Line) -> tuple[Box, ...]:
+    """The boxes of a line's words that are shaped like an ID, in any believed reading: a
+    run of `id_word_digits` digits or more, bare or in a letter-digit code, that is no
+    decimal, time, date or ratio (no '.', ':', '/'); with the digit groups beside it, as
+    OCR splits "(88854114)" into "(888541 14)?"."""
+    boxes: list[Box] = []
+    for reading in ctx.believed(line):
+        cores = [w.text.strip(".,;:!?()[]'\"") for w in reading.words]
+        groups = [bool(c) and not any(ch in c for ch in ".:/") and sum(ch.isdigit() for ch in c) >= 0.6 * len(c)
+                  for c in cores]
+        taken: set[int] = set()
+        for k, core in enumerate(cores):
+            if groups[k] and _ID_RUN.search(core):
+                a = b = k
+                while a > 0 and groups[a - 1]:
+                    a -= 1
+                while b + 1 < len(cores) and groups[b + 1]:
+                    b += 1
+                taken.update(range(a, b + 1))
+        boxes += [reading.words[k].box for k in sorted(taken)]
+    return tuple(boxes)
 
 
 def name_elsewhere(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
@@ -425,6 +536,8 @@ def unreadable_where_identifiers_live(ctx: Context, hit: frozenset[int]) -> list
     for i, line in enumerate(page.lines):
         if i in hit or line.confidence >= t.unreadable_below or not page.is_text_sized(i):
             continue
+        if line.detection.width < t.unreadable_min_aspect * line.detection.height:
+            continue  # a blob, an icon, a patch of texture: no identifier is this short
         coloured = i < len(page.on_colour) and page.on_colour[i]
         if not (page.in_corner(i) or i in near_identifier or coloured):
             continue
@@ -496,9 +609,13 @@ def _prose(text: str, t: RuleTuning) -> bool:
     """Enough words, and enough of them words of letters: numbers and codes make a line
     longer, not prose ('33-922789 Téléphone: 01 00 72 34 48' is a form field)."""
     words = text.split()
+    # "18Hz" and "7cm" are measurements, not words: a probe line is no sentence.
     return len(words) >= t.sentence_words and \
-        sum(sum(c.isalpha() for c in w) >= 2 for w in words) >= t.sentence_letter_words
+        sum(sum(c.isalpha() for c in w) >= 2 and not any(c.isdigit() for c in w) for w in words) \
+        >= t.sentence_letter_words
 
+
+_ID_RUN = re.compile(r"\d{%d,}" % TUNING.id_word_digits)
 
 # Labels that are also menu and tab names ("File Edit Patient Tools", "Summary |
 # Dossier"): a row holding them is a menu bar, not a table's header.
@@ -517,6 +634,21 @@ def _header_row(ctx: Context, i: int) -> bool:
         return False  # "Patient Name: | Jane Doe" is a form field and its value
     return all(len(page.lines[j].text.split()) <= 3 and not any(c.isdigit() for c in page.lines[j].text)
                for j in row)
+
+
+def _names_columns(ctx: Context, j: int) -> bool:
+    """Line j is in a row of three or more short texts without digits: a table's header
+    ('Résultat | Unité | Norme')."""
+    row = ctx.page.row(j)
+    return len(row) >= 3 and all(len(ctx.page.lines[k].text.split()) <= 3 and
+                                 not any(c.isdigit() for c in ctx.page.lines[k].text) for k in row)
+
+
+def _one_word(ctx: Context, line: Line) -> bool:
+    """The line is read surely as one word of letters (a menu item or a tab)."""
+    text = line.text.strip()
+    return line.confidence >= ctx.tuning.menu_item_reading and " " not in text and \
+        sum(c.isalpha() for c in text) >= 2 and not any(c.isdigit() for c in text)
 
 
 def _technical(ctx: Context, line: Line) -> bool:
