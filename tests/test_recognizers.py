@@ -832,3 +832,16 @@ def test_a_banners_clinical_fields_are_not_identifiers(text: str) -> None:
 @pytest.mark.parametrize("text", ["Allergy: 12345678", "Dr Allergist", "Allerton Hospital"])
 def test_clinical_field_words_do_not_hide_identifiers(text: str) -> None:
     assert not is_technical(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("Pr Prythihoend", "Prythihoend"),
+                                             ("8255 JalhayM30/07/1972(F)", "30/07/1972")])
+def test_french_titles_and_dates_glued_to_a_word(text: str, value: str) -> None:
+    """'Pr' (Professeur) takes no dot in French; OCR glues a date to the word before it."""
+    spans = find_identifiers(text)
+    assert any(text[s.start:s.end].endswith(value) for s in spans), spans
+
+
+@pytest.mark.parametrize("text", ["PR 3.5kHz", "Pr 12", "SW12/03/2019"])
+def test_pr_and_glued_numbers_that_are_not_identifiers(text: str) -> None:
+    assert not find_identifiers(text)

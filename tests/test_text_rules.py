@@ -328,3 +328,15 @@ def test_a_table_column_ends_at_the_next_tables_header():
     got = painted(p)
     assert {3, 4} <= set(got)
     assert not {5, 6, 7, 8, 9, 10} & set(got), got
+
+
+def test_the_letterhead_is_the_institution():
+    """A form's first row, 'Rijnstate Arnhem', has no 'Hospital' to find: the first row of
+    proper words goes. A menu, a technical title or a date row up there stays."""
+    form = page(line("Rijnstate Arnhem", (177, 463, 339, 44)), line("Achternaam:", (174, 612, 202, 42)),
+                line("Drelae", (527, 612, 118, 44)), line("Geboortedatum:", (173, 724, 243, 43)))
+    assert painted(form).get(0) == "letterhead"
+    viewer = page(line("CT THORAX", (10, 10, 140, 22)), line("kVp 120 mAs 250", (10, 40, 160, 22)))
+    assert 0 not in painted(viewer)
+    chat = page(line("Vandaag", (300, 10, 90, 22)), line("Can you review this scan", (10, 60, 300, 22)))
+    assert 0 not in painted(chat)

@@ -130,7 +130,8 @@ def comma_names(ctx: OcrText) -> Iterator[Span]:
 # Titles: Mr/Mrs/Ms/Dr/Prof, Dhr./Mevr., Hr./Fr./Herr/Frau, M./Mme/Mlle
 
 _ONE_TITLE = (r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|PD|Dhr|Mevr|Mej|Herr|Frau|Mme|Mlle|MR|MRS|MS|DR)\.?"
-              r"|(?:M|Hr|Fr|Mw|Me|Pr|Ir|Sr|Sra|dr|prof|med|dent|rer[ ]nat|dhr|mevr|mw|mej)\.)")  # Dutch style: lower case mid-sentence
+              r"|(?:M|Hr|Fr|Mw|Me|Pr|Ir|Sr|Sra|dr|prof|med|dent|rer[ ]nat|dhr|mevr|mw|mej)\."
+              r"|Pr(?=[ ]+[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]))")  # French "Pr Dupont", never "PR 3.5"  # Dutch style: lower case mid-sentence
 # One or more titles in a row: "Herr Dr. med.", "Prof. Dr.", "Mevr. dr."
 _TITLE = re.compile(rf"(?<![\w.])(?:{_ONE_TITLE}[ ]+)+")
 _TITLE_NAME = re.compile(

@@ -153,6 +153,10 @@ _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ymd", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<sep>[\-/.])(?P<m>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}}){_E_ISO}")),
     ("dmy", re.compile(
         rf"{_B}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>\d{{4}}|\d{{2}}){_E}")),
+    # OCR loses the space before a date ("JalhayM30/07/1972(F)" from a curled label): with
+    # a four-digit year the shape is sure enough to be read glued to a word.
+    ("dmy", re.compile(
+        rf"(?<=[^\W\d_])(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>{_YEAR4}){_E}")),
     ("ymd_compact", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<m>\d{{2}})(?P<d>\d{{2}}){_E}")),
     ("dmy_text", re.compile(
         rf"{_B}(?P<d>\d{{1,2}})(?:st|nd|rd|th|er|\.)?[ \-/.]?{_MON}(?![^\W\d_])[ \-/.,]{{0,2}}"

@@ -95,6 +95,8 @@ ctpa ctkub ctca cxr axr kub mrcp ercp echo tte tee
 """.split())
 
 COMMON_WORDS = frozenset("""
+vandaag gisteren morgen heute gestern aujourd'hui hier demain
+liste demande afdeling abteilung verwijsformulier formulier formular formulaire
 the a an and or of in on at to for from by with without not no yes none all any
 is are was were be been has have had do does did this that these those it its
 new old next prev previous back front top bottom up down

@@ -77,6 +77,12 @@ class RuleTuning:
     # A technical line inside a banner loses its words with this many digits in a row
     # (an MRN printed beside the probe values), not the whole line.
     id_word_digits: int = 6
+    # A letterhead: within this many body-line heights of the first text, set at least
+    # this size against the body, and this many words at most.
+    letterhead_reach: float = 1.0
+    letterhead_height: float = 0.9
+    letterhead_words: int = 5
+    letterhead_page_lines: int = 3  # a page of text under it, not a lone line in a photo
     # A menu or tab bar: a row of this many one-word lines read this surely.
     menu_min_items: int = 4
     menu_item_reading: float = 0.85
@@ -381,6 +387,43 @@ def table_column(ctx: Context) -> list[Redaction]:
     return out
 
 
+def letterhead(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
+    """The top of a letter, a form or a label is the institution's name ("Rijnstate
+    Arnhem", with no 'Hospital' to find): the page's first row of text, when it is a few
+    words with no digits, at least one of them a proper word (capitalised, no common or
+    technical word), read surely, not set smaller than the body, and no label, menu item
+    or technical text. (On a screen the first row is a title bar, a menu or the patient
+    banner: the menu and the technical title stay, and the banner goes anyway.)"""
+    page, t = ctx.page, ctx.tuning
+    body = page.text_height
+    if body == 0 or len(page.lines) < t.letterhead_page_lines:
+        return []
+    lines = page.lines
+    order = sorted(range(len(lines)), key=lambda i: lines[i].box[1])
+    top = lines[order[0]].box[1]
+    out = []
+    for i in order:
+        line = lines[i]
+        if line.box[1] > top + t.letterhead_reach * body:
+            break
+        words = line.text.split()
+        if i in hit or line.height < t.letterhead_height * body or not 1 <= len(words) <= t.letterhead_words \
+                or any(c.isdigit() for c in line.text) or line.confidence < t.sure_reading_for_weak_span:
+            continue
+        if i in ctx.menu_lines or i in ctx.labels or _technical(ctx, line):
+            continue
+        if any(j in hit for j in page.row(i)):
+            continue  # a banner row across the top: banner_neighbour's to judge
+        if any(_proper(w) for w in words):
+            out.append(Redaction(i, "institution", "letterhead", 0.6, line.box))
+    return out
+
+
+def _proper(word: str) -> bool:
+    core = word.strip(".,;:!?()[]'\"’")
+    return len(core) >= 3 and core[0].isupper() and not common_or_technical_word(core)
+
+
 # --- context rules: what the content rules found, and what sits around it ------------------
 
 
@@ -558,12 +601,13 @@ def all_text(ctx: Context) -> list[Redaction]:
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
     identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
-    banner_neighbour, name_elsewhere, unreadable_where_identifiers_live)
+    banner_neighbour, name_elsewhere, unreadable_where_identifiers_live, letterhead)
 
 
 # name_elsewhere finds a name inside a chat bubble or a letter's paragraph: the lines
 # around it are the message, not a banner.
-_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere"})
+# A letterhead sits above the letter, not in a banner.
+_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere", "letterhead"})
 
 
 def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
