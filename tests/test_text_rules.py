@@ -340,3 +340,15 @@ def test_the_letterhead_is_the_institution():
     assert 0 not in painted(viewer)
     chat = page(line("Vandaag", (300, 10, 90, 22)), line("Can you review this scan", (10, 60, 300, 22)))
     assert 0 not in painted(chat)
+
+
+def test_print_beside_a_barcode_is_its_caption():
+    """The code's box was blanked before the lines were found: what is left of the label's
+    lines beside it ('10Ka840826', '07/1972 (F)') goes; a technical line there stays, and
+    so does print in other rows."""
+    p = Page(SIZE, [line("10Ka840826", (733, 524, 278, 60), 0.91), line("07/1972 (F)", (730, 576, 281, 72), 0.98),
+                    line("kVp 120", (760, 650, 120, 40)), line("Bilan préopératoire", (216, 964, 249, 48))],
+             codes=((319, 528, 424, 431),))
+    got = painted(p)
+    assert got.get(0) == "beside_code" and got.get(1) == "beside_code"
+    assert 2 not in got and 3 not in got

@@ -80,7 +80,8 @@ def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = F
         # so the text stages see the codes blanked.
         page = _blank(frame, [b for b, _ in codes]) if codes else frame
         fills, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
-                                 photographic=photographic, camera=camera, colour_source=frame)
+                                 photographic=photographic, camera=camera, colour_source=frame,
+                                 codes=tuple(b for b, _ in codes))
         result.fills += fills
         result.findings += found
     # Faces in every format: a phone screenshot of a chart's patient photo is a PNG.

@@ -30,12 +30,12 @@ _HEADER_BAND = 0.35  # coloured header bands sit in the top third of a screen
 
 def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[str, str], ...] = (),
          photographic: bool = False, camera: bool = False,
-         colour_source: Image.Image | None = None) -> tuple[list[Box], list[Finding]]:
+         colour_source: Image.Image | None = None, codes: tuple[Box, ...] = ()) -> tuple[list[Box], list[Finding]]:
     """(boxes to fill, findings) for the text in `image` that the policy's `text`
     (identifiers|all|none) wants gone. `photographic` (a camera's JPEG or HEIC)
     picks which reader goes first, `camera` lets the detector try small inputs first
     on a big photo; `colour_source` is the unblanked picture, for
-    the colour of each line's background."""
+    the colour of each line's background; `codes` are the barcodes' boxes."""
     from .. import ocr
 
     if text == "none":
@@ -43,7 +43,7 @@ def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[st
     started = time.perf_counter()
     try:
         lines = read.read_lines(image, detect.find_lines(image, camera=camera), languages, photographic)
-        page = Page(image.size, lines, on_colour=_on_colour(colour_source or image, lines))
+        page = Page(image.size, lines, on_colour=_on_colour(colour_source or image, lines), codes=tuple(codes))
         redactions = rules.decide(page, text, hints)
     finally:
         ocr.ocr_seconds += time.perf_counter() - started

@@ -32,6 +32,9 @@ class Page:
     # header band). Filled by the scanner from the pixels; rules only read it.
     on_colour: list[bool] = field(default_factory=list)
     zones: Zones = Zones()
+    # Where barcodes were found (painted anyway): the print beside one on a label or a
+    # wristband is its human-readable ID.
+    codes: tuple[Box, ...] = ()
 
     # --- text size -------------------------------------------------------------
 

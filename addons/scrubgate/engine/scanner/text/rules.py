@@ -77,6 +77,8 @@ class RuleTuning:
     # A technical line inside a banner loses its words with this many digits in a row
     # (an MRN printed beside the probe values), not the whole line.
     id_word_digits: int = 6
+    # Print this many of its line heights left or right of a barcode is the code's caption.
+    code_reach: float = 1.5
     # A letterhead: within this many body-line heights of the first text, set at least
     # this size against the body, and this many words at most.
     letterhead_reach: float = 1.0
@@ -387,6 +389,36 @@ def table_column(ctx: Context) -> list[Redaction]:
     return out
 
 
+def beside_code(ctx: Context) -> list[Redaction]:
+    """A label or wristband prints its barcode's ID and the patient's details right beside
+    the code: a line in the code's rows that touches it (within `code_reach` line heights
+    left or right, or overlapping it) goes unless a word on it is technical. The code's box
+    was blanked before the lines were found, so such a line is often a fragment
+    ('10Ka840826', '07/1972 (F)') that no recognizer can read."""
+    page, t = ctx.page, ctx.tuning
+    out = []
+    for i, line in enumerate(page.lines):
+        x, y, w, h = line.box
+        reach = t.code_reach * line.height
+        for cx, cy, cw, ch in page.codes:
+            if y + h <= cy or y >= cy + ch:
+                continue  # not in the code's rows
+            if x > cx + cw + reach or x + w < cx - reach:
+                continue
+            if not _technical_word(ctx, line):
+                out.append(Redaction(i, "free_text", "beside_code", 0.6, line.box))
+            break
+    return out
+
+
+def _technical_word(ctx: Context, line: Line) -> bool:
+    """Technical by a word, not by its shape: 'kVp 120', 'Aerobic' -- not '07/1972 (F)'
+    (a single-letter marker) or '10Ka840826' (a code-like ID)."""
+    return _technical(ctx, line) and any(
+        sum(c.isalpha() for c in w) >= 2 and is_technical(w) and not only_codes_and_numbers(w)
+        for r in ctx.believed(line) for w in r.text.split())
+
+
 def letterhead(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
     """The top of a letter, a form or a label is the institution's name ("Rijnstate
     Arnhem", with no 'Hospital' to find): the page's first row of text, when it is a few
@@ -599,7 +631,8 @@ def all_text(ctx: Context) -> list[Redaction]:
 
 
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
-    identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column)
+    identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column,
+    beside_code)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
     banner_neighbour, name_elsewhere, unreadable_where_identifiers_live, letterhead)
 
