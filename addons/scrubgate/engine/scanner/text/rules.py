@@ -70,7 +70,8 @@ class RuleTuning:
     name_similarity: float = 0.8
     # A line with an identifier keeps its words read as technical ("L12-5 DR60") when it
     # is read this surely and tilted no more than this (degrees); each kept word's box
-    # is trimmed by this share of the line height at both ends.
+    # is trimmed by this share of the line height at both ends (a pixel at least; the
+    # painted parts' padding trims it further).
     keep_technical_reading: float = 0.85
     keep_technical_max_tilt: float = 2.0
     keep_technical_trim: float = 0.0
@@ -267,8 +268,13 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     return tuple(reading.words[k].box for k in sorted(touched))
 
 
+def _bare(word: str) -> str:
+    """A word without the punctuation OCR and prose put around it."""
+    return word.strip(".,;:!?()[]'\"’")
+
+
 def _core(word: str) -> str:
-    return fold(word.strip(".,;:!?()[]'\"’"))
+    return fold(_bare(word))
 
 
 def _around_technical(ctx: Context, line: Line, reading: Reading, spans) -> tuple[Box, ...]:
@@ -313,11 +319,10 @@ def _around_technical(ctx: Context, line: Line, reading: Reading, spans) -> tupl
 def _could_identify(word: str, first: bool = False) -> bool:
     """A run of 4+ digits, or a capitalised word that is no common or technical word
     (not the sentence's first word: that one is capitalised by grammar)."""
-    core = word.strip(".,;:!?()[]'\"’")
+    core = _bare(word)
     if sum(c.isdigit() for c in core) >= 4 and not any(c in core for c in ".%/"):
         return True
-    return not first and len(core) >= 3 and core[0].isupper() and not core.isupper() \
-        and not common_or_technical_word(core)
+    return not first and _proper(core) and not core.isupper()
 
 
 def header_value(ctx: Context) -> list[Redaction]:
@@ -452,7 +457,8 @@ def letterhead(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
 
 
 def _proper(word: str) -> bool:
-    core = word.strip(".,;:!?()[]'\"’")
+    """Capitalised, three letters or more, and no common or technical word."""
+    core = _bare(word)
     return len(core) >= 3 and core[0].isupper() and not common_or_technical_word(core)
 
 
@@ -506,7 +512,7 @@ def _id_words(ctx: Context, line: Line) -> tuple[Box, ...]:
     OCR splits "(88854114)" into "(888541 14)?"."""
     boxes: list[Box] = []
     for reading in ctx.believed(line):
-        cores = [w.text.strip(".,;:!?()[]'\"") for w in reading.words]
+        cores = [_bare(w.text) for w in reading.words]
         groups = [bool(c) and not any(ch in c for ch in ".:/") and sum(ch.isdigit() for ch in c) >= 0.6 * len(c)
                   for c in cores]
         taken: set[int] = set()
@@ -709,16 +715,20 @@ def _header_row(ctx: Context, i: int) -> bool:
         return False
     if len(row) < 3 and not any(j in ctx.labels for j in row if j != i):
         return False  # "Patient Name: | Jane Doe" is a form field and its value
-    return all(len(page.lines[j].text.split()) <= 3 and not any(c.isdigit() for c in page.lines[j].text)
-               for j in row)
+    return _short_texts(ctx, row)
 
 
 def _names_columns(ctx: Context, j: int) -> bool:
     """Line j is in a row of three or more short texts without digits: a table's header
     ('Résultat | Unité | Norme')."""
     row = ctx.page.row(j)
-    return len(row) >= 3 and all(len(ctx.page.lines[k].text.split()) <= 3 and
-                                 not any(c.isdigit() for c in ctx.page.lines[k].text) for k in row)
+    return len(row) >= 3 and _short_texts(ctx, row)
+
+
+def _short_texts(ctx: Context, row: list[int]) -> bool:
+    """Every line of the row is three words at most, without digits: column names."""
+    return all(len(ctx.page.lines[k].text.split()) <= 3 and not any(c.isdigit() for c in ctx.page.lines[k].text)
+               for k in row)
 
 
 def _one_word(ctx: Context, line: Line) -> bool:
