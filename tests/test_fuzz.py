@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scrubgate.carriers import encoding, multipart
@@ -232,6 +232,33 @@ def test_the_quick_host_reading_agrees_with_a_line_by_line_reading(fields):
     lines = head[:-4].split(b"\r\n")[1:]
     expected = {_host_name(line[5:].strip().decode("latin-1")) for line in lines if line[:5].lower() == b"host:"}
     assert _candidates(head)[0] == expected, head
+
+
+@FUZZ
+@given(st.sampled_from(["GET", "POST", "", "PUT x"]),
+       st.sampled_from(["https://", "http://", "HTTPS://", "/", "ftp://"]),
+       st.sampled_from(["web.whatsapp.com", "WEB.WhatsApp.com", "rupload.facebook.com", "bank.example.org",
+                        "upload.messenger.com", "discord.com.", "x", ""]),
+       st.sampled_from(["", ":443", ":8080", ":99999", ":"]),
+       st.sampled_from(["", "/", "/messenger_eb/1", "/a?b", "#f", "/x y", "/\xe9"]),
+       st.lists(st.tuples(st.sampled_from(["Host", "HOST", "host ", "X-Host"]),
+                          st.sampled_from([" web.whatsapp.com", "bank.example.org:80", " discord.com \t",
+                                           " rupload.facebook.com:", " u@web.whatsapp.com", " [::1]:80",
+                                           " a\x0bb", "", " x:y", " example.org:123456"])), max_size=3))
+@example("GET", "https://", "bank.example.org", "", "/", [("Host", " web.whatsapp.com")])
+@example("GET", "https://", "bank.example.org", "", "/", [("HOST", " discord.com \t")])
+@example("GET", "https://", "bank.example.org", "", "/", [("Host", " u@web.whatsapp.com")])
+@example("POST", "https://", "rupload.facebook.com", "", "/messenger_eb/1", [])
+@example("GET", "http://", "WEB.WhatsApp.com", ":8080", "/a?b", [("Host", "bank.example.org:80")])
+def test_the_quick_ours_agrees_with_reading_every_candidate(method, scheme, host, port, path, fields):
+    """_ours reads the common head with two regular expressions and hands the rest to
+    _ours_by_candidates: for any head both must say the same."""
+    from scrubgate.icap.server import _ours, _ours_by_candidates
+
+    _count("icap ours")
+    target = path if scheme == "/" else f"{scheme}{host}{port}{path}"
+    head = (f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields) + "\r\n").encode("latin-1")
+    assert _ours(PLAN.catalogue, head) == _ours_by_candidates(PLAN.catalogue, head), head
 
 
 def _edited(seed: bytes, edits: list[tuple[str, int, bytes]]) -> bytearray:

@@ -209,7 +209,8 @@ MORE = 0  # recognise(): the request is not all here yet
 _QUICK_HEAD = re.compile(
     rb"REQMOD icap://[^/\s]+/(?:reqmod|scrubgate) ICAP/1\.0\r\n"
     rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n){1," + str(MAX_HEADERS).encode() + rb"})\r\n")
-_QUICK_FIELDS = re.compile(rb"^(encapsulated|allow|preview|connection):([^\r\n]*)\r\n", re.I | re.M)
+# From the line break before each header line (the request line's ends the region's first).
+_QUICK_FIELDS = re.compile(rb"\n(encapsulated|allow|preview|connection):([^\r\n]*)\r", re.I)
 _QUICK_ENCAPSULATED = re.compile(rb"req-hdr=0, (null-body|req-body)=([1-9][0-9]{0,8})")
 _QUICK_NUMBER = re.compile(rb"[0-9]{1,9}")
 _EMPTY_PREVIEWS = (b"0\r\n\r\n", b"0; ieof\r\n\r\n")  # the last chunk of an empty preview
@@ -228,7 +229,7 @@ def recognise(buf: bytearray) -> tuple[int, bytes] | int | None:
     m = _QUICK_HEAD.fullmatch(buf, 0, start)
     if not m:
         return None
-    pairs = _QUICK_FIELDS.findall(buf, m.start(1), m.end(1))
+    pairs = _QUICK_FIELDS.findall(buf, m.start(1) - 1, m.end(1))
     fields = {name.lower(): value.strip() for name, value in pairs}
     if len(fields) != len(pairs):
         return None  # a header repeated: the full parser joins them, and judges
