@@ -252,3 +252,30 @@ def test_a_large_camera_photo_of_a_screen_loses_its_banner():
 
     assert judged(data), "the judge cannot read the banner before"
     assert judged(sanitize(data, EngineOptions()).output) == []
+
+
+def test_a_camera_photo_looks_closer_at_the_rows_around_its_print():
+    # A phone photo of an ultrasound: bright 26 px labels, and between them faint 8 px
+    # print (grey on black, slightly blurred). At the first look's 960 px the detector
+    # sees the labels only; the rows around them, looked at full size, hold the rest.
+    # The closer look's lines carry the picture's coordinates.
+    import numpy as np
+    from PIL import ImageDraw, ImageFilter
+
+    from scrubgate.engine.scanner.text import detect, models
+    from scrubgate.samples import font
+
+    im = Image.new("RGB", (1440, 1080), (20, 20, 22))
+    draw = ImageDraw.Draw(im)
+    for k, label in enumerate(["Adv Breast", "L12-5", "36Hz", "RS"]):
+        draw.text((230, 150 + k * 30), label, font=font(26), fill=(235, 235, 235))
+    draw.text((620, 215), "DOB: 08/29/1951", font=font(8), fill=(110, 110, 110))
+    rgb = np.asarray(im.filter(ImageFilter.GaussianBlur(0.8)))
+
+    def at_dob(lines) -> bool:
+        return any(d.box[0] < 650 < d.box[0] + d.box[2] and 205 < d.box[1] + d.box[3] / 2 < 235 for d in lines)
+
+    first, used = detect._first_look(rgb, detect.TUNING, models.DETECTOR_FILE, camera=True)
+    assert used < 0.7 and not at_dob(first), "the first look should miss the faint print"
+    assert at_dob(detect.find_lines(Image.fromarray(rgb), camera=True))
+    assert not at_dob(detect.find_lines(Image.fromarray(rgb), camera=False))  # screenshots: one look

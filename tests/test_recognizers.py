@@ -560,6 +560,7 @@ def test_institution_label_and_mrn_label_are_told_apart() -> None:
     assert_flagged(text, "12345678", "mrn")
     assert "institution" not in kinds("the patient went to hospital")
     assert "institution" not in kinds("CH 1 Gain 40")
+    assert "address" not in kinds("Monitoring 2")  # "ring" is a street only as a word of its own
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -575,6 +576,12 @@ def test_institution_label_and_mrn_label_are_told_apart() -> None:
     ("12 rue de la Paix", "12 rue de la Paix"),
     ("5 avenue Foch", "5 avenue Foch"),
     ("Adres: Dorpsweg 3, Ede", "Dorpsweg 3"),
+    ("Jannapad 4, Son en Breugel 1615", "Jannapad 4"),  # the other common Dutch and German endings
+    ("Lindenhof 7", "Lindenhof 7"),
+    ("Frankrijklei 33, Antwerpen", "Frankrijklei 33"),
+    ("Grote Markt 1", "Grote Markt 1"),
+    ("Am Burggraben 12", "Burggraben 12"),
+    ("Kaiser Ring 5", "Kaiser Ring 5"),
 ])
 def test_addresses(text: str, value: str) -> None:
     assert_flagged(text, value, "address")

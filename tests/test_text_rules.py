@@ -352,3 +352,21 @@ def test_print_beside_a_barcode_is_its_caption():
     got = painted(p)
     assert got.get(0) == "beside_code" and got.get(1) == "beside_code"
     assert 2 not in got and 3 not in got
+
+
+def test_chat_contact_paints_the_person_above_a_presence_line():
+    """A messenger's header: the name above 'online' is the person the chat is with, even
+    when no recognizer knows the name; the clock beside it stays."""
+    for status in ("online", "last seen today at 13:02", "typt...", "zuletzt online heute", "en ligne"):
+        p = page(line("16:02", (54, 36, 116, 46)), line("Taepitroex Drataebeim", (215, 134, 476, 51)),
+                 line(status, (217, 190, 300, 38)), line("Today", (490, 305, 98, 51)))
+        assert painted(p) == {1: "chat_contact"}, status
+
+
+def test_chat_contact_leaves_groups_and_lines_without_presence():
+    header = line("ED majors", (215, 134, 300, 51))
+    assert painted(page(header, line("typing...", (217, 190, 120, 38)))) == {}
+    name = line("Taepitroex Drataebeim", (215, 134, 476, 51))
+    assert painted(page(name, line("Today", (217, 190, 120, 38)))) == {}  # no presence line
+    far = line("online", (900, 190, 120, 38))  # not under the name
+    assert painted(page(name, far)) == {}

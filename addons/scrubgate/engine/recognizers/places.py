@@ -184,12 +184,16 @@ _EN_STREET = re.compile(
 _FR_STREET = re.compile(
     rf"(?<![\w.,/\-])\d{{1,4}}(?:[ ]?(?:bis|ter))?,?[ ](?i:rue|avenue|av\.|boulevard|bd|place|chemin|all[ée]e"
     rf"|impasse|quai|route|cours)[ ](?:(?:de[ ]la|de|du|des|la|le)[ ]|[ld]['’])?{_CAPW}(?:[ ]{_CAPW}){{0,3}}")
-_STREET_SUFFIX = (r"straat|laan|weg|gracht|plein|kade|singel|dijk|dreef|steeg|stra[ßs]e|strasse|str\.|gasse"
-                  r"|allee|platz|damm|ufer|chaussee")
+# Dutch and Flemish (..straat, ..pad, ..hof, ..lei), then German (..straße, ..pfad, ..graben).
+# Not "ring": English words end in it ("Monitoring 2"); "Ring" as its own word is below.
+_STREET_SUFFIX = (r"straat|laan|weg|gracht|plein|kade|singel|dijk|dreef|steeg|pad|hof|baan|markt|park|veld"
+                  r"|wal|haven|plantsoen|erf|lei|stra[ßs]e|strasse|str\.|gasse|allee|platz|damm|ufer|chaussee"
+                  r"|pfad|graben|steig|stieg|kamp|zeile")
 _NLDE_STREET = re.compile(
     rf"(?<![\w])(?:{_CAPW}[ ]){{0,2}}[A-ZÀ-Þ][\w'’\-]*(?:{_STREET_SUFFIX})[ ]\d{{1,4}}(?:[ ]?[a-zA-Z](?![\w]))?"
     rf"(?:[\-/]\d{{1,4}})?(?![\w])"
-    rf"|(?<![\w]){_CAPW}[ ](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Laan|Straat|Plein|Gracht|Kade)"
+    rf"|(?<![\w]){_CAPW}[ ](?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Laan|Straat|Plein|Gracht|Kade|Pad"
+    rf"|Markt)"
     rf"[ ]\d{{1,4}}[a-z]?(?![\w])")
 
 

@@ -90,6 +90,9 @@ class RuleTuning:
     menu_min_items: int = 4
     menu_item_reading: float = 0.85
     menu_share: float = 0.75  # of the row's lines (a search box or a clock may sit in it)
+    # chat_contact: how far above a presence line, and how far to its side, its
+    # contact's name may start, in the presence line's heights
+    chat_reach: float = 1.5
     # How often the context rules look again after painting more lines.
     context_rounds: int = 5
     # A sentence: this many words, read this surely by its only reader. It loses its
@@ -416,6 +419,41 @@ def beside_code(ctx: Context) -> list[Redaction]:
     return out
 
 
+# What a messaging app shows under the name of the person a chat is with.
+_PRESENCE = re.compile(
+    r"(?:online|en ligne|active now|actief|aktiv|typing|typt|schreibt|[ée]crit|en train d.[ée]crire"
+    r"|last seen|laatst gezien|zuletzt online|vu[e]? (?:pour la derni[èe]re fois|aujourd|hier)"
+    r"|active \d+ ?(?:m|min|h) ago|tap here for (?:contact|group) info)\b.*", re.I)
+
+
+def chat_contact(ctx: Context) -> list[Redaction]:
+    """A chat app's header names the person the chat is with, above a presence line
+    ('online', 'last seen today at 13:02', 'typt...', 'zuletzt online'): the line right
+    above it (within `chat_reach` line heights, its left edge near the presence line's)
+    goes when it reads as a person's name: a few capitalised words, none of them common
+    or technical. A name the recognizers cannot know ("Taepitroex Drataebeim") is still
+    a name there; a group ("ED majors", "Radiologie dienst") stays."""
+    page, t = ctx.page, ctx.tuning
+    lines = page.lines
+    out = []
+    for i, status in enumerate(lines):
+        if not any(_PRESENCE.fullmatch(r.text.strip(" .…")) for r in ctx.believed(status, t.menu_item_reading)):
+            continue
+        x, y, _, h = status.box
+        above = [j for j, other in enumerate(lines)
+                 if j != i and other.box[1] < y and y - (other.box[1] + other.box[3]) <= t.chat_reach * h
+                 and abs(other.box[0] - x) <= t.chat_reach * h]
+        if not above:
+            continue
+        j = max(above, key=lambda k: lines[k].box[1])
+        words = lines[j].text.split()
+        if j in ctx.menu_lines or _technical(ctx, lines[j]) or not 1 <= len(words) <= t.letterhead_words:
+            continue
+        if all(_proper(w) for w in words):  # a person; "ED majors", "Radiologie dienst" are groups
+            out.append(Redaction(j, "person_name", "chat_contact", 0.7, lines[j].box))
+    return out
+
+
 def _technical_word(ctx: Context, line: Line) -> bool:
     """Technical by a word, not by its shape: 'kVp 120', 'Aerobic' -- not '07/1972 (F)'
     (a single-letter marker) or '10Ka840826' (a code-like ID)."""
@@ -638,7 +676,7 @@ def all_text(ctx: Context) -> list[Redaction]:
 
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
     identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column,
-    beside_code)
+    beside_code, chat_contact)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
     banner_neighbour, name_elsewhere, unreadable_where_identifiers_live, letterhead)
 
@@ -646,7 +684,9 @@ CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] 
 # name_elsewhere finds a name inside a chat bubble or a letter's paragraph: the lines
 # around it are the message, not a banner.
 # A letterhead sits above the letter, not in a banner.
-_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere", "letterhead"})
+# A chat's header is no banner: the clock and icons beside the contact's name stay.
+_NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere", "letterhead",
+                      "chat_contact"})
 
 
 def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
