@@ -155,7 +155,28 @@ def _closer_look(rgb: np.ndarray, found: list[Detection], used: float, tuning: D
     closer: list[Detection] = []
     for top, bottom in bands:
         closer += _detect_at(rgb[top:bottom], scale, model, tuning, top=top, size=rgb.shape[1::-1])
-    return _pool(closer, found)
+    return _pool_closer(closer, found)
+
+
+def _pool_closer(closer: list[Detection], found: list[Detection]) -> list[Detection]:
+    """`found` and `closer` together. A closer line replaces the first-look lines it
+    covers when it is the same line seen whole ("03/02/2017" for "03/02"), not two lines
+    run together (no taller than 1.3 times each); a closer line that is a piece of a
+    first-look line goes; any other is a line the first look missed, and is added."""
+    def area(d: Detection) -> int:
+        return d.box[2] * d.box[3]
+
+    replaced: set[int] = set()
+    out: list[Detection] = []
+    for c in closer:
+        covered = [i for i, f in enumerate(found) if _shared(c.box, f.box) > 0.5 * area(f)]
+        if covered:
+            if all(c.height <= 1.3 * found[i].height for i in covered):
+                replaced.update(covered)
+                out.append(c)
+        elif not any(_shared(c.box, f.box) > 0.5 * area(c) for f in found):
+            out.append(c)
+    return out + [f for i, f in enumerate(found) if i not in replaced]
 
 
 def _pool(kept: list[Detection], found: list[Detection]) -> list[Detection]:
