@@ -279,3 +279,25 @@ def test_a_camera_photo_looks_closer_at_the_rows_around_its_print():
     assert used < 0.7 and not at_dob(first), "the first look should miss the faint print"
     assert at_dob(detect.find_lines(Image.fromarray(rgb), camera=True))
     assert not at_dob(detect.find_lines(Image.fromarray(rgb), camera=False))  # screenshots: one look
+
+
+def test_the_closer_look_replaces_only_lines_it_sees_whole():
+    from scrubgate.engine.scanner.text.detect import Detection, _pool_closer
+
+    def det(x, y, w, h):
+        return Detection(((x, y), (x + w, y), (x + w, y + h), (x, y + h)), (x, y, w, h), 0.9)
+
+    split_date, tilted_line = det(950, 270, 40, 20), det(250, 450, 780, 110)
+    first = [split_date, tilted_line, det(230, 150, 150, 45)]
+    whole_date = det(948, 268, 82, 22)  # the same line, seen whole
+    two_lines = det(940, 250, 100, 60)  # a date and the line under it, run together
+    piece = det(400, 480, 120, 30)  # part of the tilted line
+    missed = det(578, 210, 124, 30)  # the DOB the first look did not see
+    got = _pool_closer([whole_date, piece, missed], first)
+    assert whole_date in got and split_date not in got
+    assert missed in got and piece not in got and tilted_line in got
+    got = _pool_closer([two_lines], first)
+    assert two_lines not in got and split_date in got
+    label_and_value = det(401, 394, 288, 35)
+    label_only = det(401, 395, 179, 31)  # the closer look saw the label, not the number
+    assert _pool_closer([label_only], [label_and_value]) == [label_and_value]

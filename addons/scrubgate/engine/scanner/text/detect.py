@@ -161,20 +161,32 @@ def _closer_look(rgb: np.ndarray, found: list[Detection], used: float, tuning: D
 def _pool_closer(closer: list[Detection], found: list[Detection]) -> list[Detection]:
     """`found` and `closer` together. A closer line replaces the first-look lines it
     covers when it is the same line seen whole ("03/02/2017" for "03/02"), not two lines
-    run together (no taller than 1.3 times each); a closer line that is a piece of a
-    first-look line goes; any other is a line the first look missed, and is added."""
-    def area(d: Detection) -> int:
-        return d.box[2] * d.box[3]
+    run together (no taller than 1.3 times each); a closer line that is mostly inside a
+    first-look line it does not cover is a piece of it, and goes; any other is a line the
+    first look missed, and is added.
+    Overlap is measured on the rotated rectangles: on a tilted photo the upright boxes
+    of neighbouring lines overlap by half."""
+    import cv2
+
+    quads = {id(d): np.asarray(d.quad, np.float32) for d in (*closer, *found)}
+
+    def area(d: Detection) -> float:
+        return d.width * d.height
+
+    def shared(a: Detection, b: Detection) -> float:
+        if _shared(a.box, b.box) == 0:
+            return 0.0
+        return float(cv2.intersectConvexConvex(quads[id(a)], quads[id(b)])[0])
 
     replaced: set[int] = set()
     out: list[Detection] = []
     for c in closer:
-        covered = [i for i, f in enumerate(found) if _shared(c.box, f.box) > 0.5 * area(f)]
-        if covered:
-            if all(c.height <= 1.3 * found[i].height for i in covered):
-                replaced.update(covered)
-                out.append(c)
-        elif not any(_shared(c.box, f.box) > 0.5 * area(c) for f in found):
+        overlap = [(i, shared(c, f)) for i, f in enumerate(found)]
+        covered = [i for i, s in overlap if s > 0.8 * area(found[i])]
+        if any(s > 0.5 * area(c) and i not in covered for i, s in overlap):
+            continue  # a piece of a line the first look saw ("Patiëntnr:" of "Patiëntnr: 26514896")
+        if all(c.height <= 1.3 * found[i].height for i in covered):
+            replaced.update(covered)
             out.append(c)
     return out + [f for i, f in enumerate(found) if i not in replaced]
 
