@@ -102,7 +102,8 @@ def find_lines(image: Image.Image, tuning: DetectorTuning = TUNING,
                model: str = models.DETECTOR_FILE, camera: bool = False) -> list[Detection]:
     """Every text line in `image`, top to bottom. `camera`: a photograph, where the
     `ladder` of small inputs is tried first (screenshots keep their small print, which
-    only min_scale shows: the quality corpus's 4K screenshots leaked with the ladder)."""
+    only min_scale shows: the quality corpus's 4K screenshots leaked with the ladder),
+    and small print gets a closer look (`_closer_look`)."""
     rgb = np.asarray(image.convert("RGB"))
     found, used = _first_look(rgb, tuning, model, camera)
     if camera:
