@@ -47,9 +47,7 @@ class Inbox:
         self.buf += data
         if self._waiter is not None:
             self._wake()
-        if len(self.buf) > _HIGH_WATER and not self._paused:
-            self._paused = True
-            self._transport.pause_reading()
+        self.flow()
 
     def feed_eof(self) -> None:
         self.eof = True
@@ -57,7 +55,16 @@ class Inbox:
 
     def drop(self, n: int) -> None:
         del self.buf[:n]
-        if self._paused and len(self.buf) <= _HIGH_WATER // 2:
+        self.flow()
+
+    def flow(self) -> None:
+        """Pause reading above the high-water mark, resume below half of it (after bytes
+        were added to or taken from `buf` directly)."""
+        if len(self.buf) > _HIGH_WATER:
+            if not self._paused:
+                self._paused = True
+                self._transport.pause_reading()
+        elif self._paused and len(self.buf) <= _HIGH_WATER // 2:
             self._paused = False
             self._transport.resume_reading()
 
@@ -147,12 +154,9 @@ class IcapConnection(asyncio.BufferedProtocol):
             return
         # The quick path, inlined: a 204 here costs about as much as the socket calls
         # around it, so each attribute lookup and call shows in requests per second.
-        inbox = self.inbox
-        inbox.buf += self._recv[:nbytes]
+        self.inbox.buf += self._recv[:nbytes]
         self._quick()
-        if len(inbox.buf) > _HIGH_WATER and not inbox._paused:
-            inbox._paused = True  # what is left waits for answers the client does not read
-            self.transport.pause_reading()
+        self.inbox.flow()  # what is left may wait for answers the client does not read
 
     def eof_received(self) -> bool:
         self.inbox.feed_eof()
@@ -236,8 +240,7 @@ class IcapConnection(asyncio.BufferedProtocol):
                 break
         if answered:
             self._last = self._loop.time()
-            if inbox._paused and len(buf) <= _HIGH_WATER // 2:
-                inbox.drop(0)  # resumes reading
+            inbox.flow()
 
     def _start_task(self) -> None:
         # A flag, not `self.task`: under an eager task factory the task may finish before

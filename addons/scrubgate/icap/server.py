@@ -159,27 +159,19 @@ def _ours(catalogue, head: bytes) -> bool:
         names = _HOST_LINE.findall(head)
         if b"" not in names:  # else a Host value that is not a plain name
             names.append(line.group(1))
-            path = None
-            for name in set(names):
-                host = name.decode("ascii").lower()
-                if catalogue.services_for_host(host):
-                    if path is None:
-                        path = (line.group(2) or b"/").decode("latin-1")
-                    if catalogue.route(host, path) is not None:
-                        return True
-            return False
+            return _routed(catalogue, {n.decode("ascii") for n in names}, (line.group(2) or b"/").decode("latin-1"))
     return _ours_by_candidates(catalogue, head)
 
 
 def _ours_by_candidates(catalogue, head: bytes) -> bool:
     """`_ours` for any head: every host it names routed, and a head with none is ours."""
     hosts, path = _candidates(head)
-    if not hosts:
-        return True
-    for host in hosts:
-        if catalogue.route(host, path) is not None:
-            return True
-    return False
+    return not hosts or _routed(catalogue, hosts, path)
+
+
+def _routed(catalogue, hosts, path: str) -> bool:
+    """Any of `hosts` (the catalogue folds case) belongs to a service."""
+    return any(catalogue.route(host, path) is not None for host in hosts)
 
 
 def _http_head(first_line: str, headers: http.Headers) -> bytes:
