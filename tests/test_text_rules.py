@@ -370,3 +370,37 @@ def test_chat_contact_leaves_groups_and_lines_without_presence():
     assert painted(page(name, line("Today", (217, 190, 120, 38)))) == {}  # no presence line
     far = line("online", (900, 190, 120, 38))  # not under the name
     assert painted(page(name, far)) == {}
+
+
+def test_title_bar_paints_the_site_named_in_a_window_title():
+    """A screenshot's title bar names the hospital ("Patientenakte - Charité Berlin"), set
+    smaller than the body, so no letterhead: the parts go, the window's buttons stay."""
+    for title in ("Patientenakte - Charité Berlin", "Epic Hyperspace | Rijnstate Arnhem",
+                  "Imagerie — Rangueil Toulouse"):
+        p = page(line(title, (846, 4, 224, 22)), line("●●", (5, 5, 60, 24), 0.75),
+                 line("Temp 37.2 °C", (288, 172, 125, 30)), line("Na 139 mmol/L", (289, 303, 134, 30)),
+                 line("Befunde", (4, 195, 84, 33)))
+        got = {r.line: r for r in rules.decide(p)}
+        assert set(got) == {0}, title
+        assert got[0].rule == "title_bar" and got[0].kind == "institution"
+        site = title.split()[-1]
+        assert any(words_in(got[0].parts, title, (846, 224)) & {site}), title
+
+
+def test_title_bar_keeps_technical_titles_and_lines_below_the_top():
+    titles = ("PACS Viewer - Study 3 of 5", "Charité Berlin")  # technical and numbered; no separator
+    for title in titles:
+        p = page(line(title, (846, 4, 224, 22)), line("Temp 37.2 °C", (288, 172, 125, 30)))
+        assert painted(p) == {}, title
+    lower = page(line("Temp 37.2 °C", (288, 4, 125, 30)), line("Notes - Charité Berlin", (846, 400, 224, 22)))
+    assert painted(lower) == {}  # not the first row: a line of content, for the other rules
+
+
+def words_in(parts, text: str, span: tuple[int, int]) -> set[str]:
+    """The words of `text` (monospaced from x=span[0] over span[1] px) that `parts` cover."""
+    x0, width = span
+    step = width / len(text)
+    out = set()
+    for a, b in ((b[0], b[0] + b[2]) for b in parts):
+        out |= set(text[round((a - x0) / step):round((b - x0) / step)].split())
+    return out

@@ -93,6 +93,10 @@ class RuleTuning:
     # chat_contact: how far above a presence line, and how far to its side, its
     # contact's name may start, in the presence line's heights
     chat_reach: float = 1.5
+    # title_bar: a window's title is the page's first row (within this many of its
+    # heights of the topmost line), in the top share of the picture
+    title_reach: float = 0.5
+    title_band: float = 0.15
     # How often the context rules look again after painting more lines.
     context_rounds: int = 5
     # A sentence: this many words, read this surely by its only reader. It loses its
@@ -454,6 +458,46 @@ def chat_contact(ctx: Context) -> list[Redaction]:
     return out
 
 
+# Between the parts of a window's title: "Patientenakte - Charité Berlin", "Epic | St Mary's".
+_TITLE_SEPARATOR = re.compile(r"\s+(?:[-\u2013\u2014|\u00b7\u2022]|::)\s+")
+
+
+def title_bar(ctx: Context) -> list[Redaction]:
+    """A window's title bar names the application and, often, the site: "Patientenakte -
+    Charité Berlin". In the page's first row (the top `title_band` of the picture), a
+    title read surely and split by ' - ', ' | ', ' · ' loses each part that is a few words
+    with no digits and no technical word, one of them proper (capitalised, not common):
+    the site, and an application's or record's name with it ('Patientenakte'), which
+    costs little. 'PACS Viewer' and 'Study 3 of 5' stay. Set smaller than the body, the
+    title is no letterhead."""
+    page, t = ctx.page, ctx.tuning
+    if not page.lines:
+        return []
+    top = min(line.box[1] for line in page.lines)
+    out = []
+    for i, line in enumerate(page.lines):
+        y = line.box[1]
+        if y > top + t.title_reach * line.height or y > t.title_band * page.size[1] or i in ctx.menu_lines:
+            continue
+        for reading in ctx.believed(line, t.min_label_reading):
+            text = reading.text
+            cuts = [0] + [k for m in _TITLE_SEPARATOR.finditer(text) for k in m.span()] + [len(text)]
+            if len(cuts) < 4:
+                continue  # one part: no title's layout to go by
+            parts = [_span_box(line, reading, a, b) for a, b in zip(cuts[::2], cuts[1::2])
+                     if _site_part(text[a:b], t)]
+            if parts:
+                out.append(Redaction(i, "institution", "title_bar", 0.6, union(parts), tuple(parts)))
+                break
+    return out
+
+
+def _site_part(part: str, t: RuleTuning) -> bool:
+    words = part.split()
+    return 1 <= len(words) <= t.letterhead_words and not any(c.isdigit() for c in part) \
+        and any(_proper(w) for w in words) and not any(is_technical(_bare(w)) for w in words)
+
+
 def _technical_word(ctx: Context, line: Line) -> bool:
     """Technical by a word, not by its shape: 'kVp 120', 'Aerobic' -- not '07/1972 (F)'
     (a single-letter marker) or '10Ka840826' (a code-like ID)."""
@@ -676,7 +720,7 @@ def all_text(ctx: Context) -> list[Redaction]:
 
 CONTENT_RULES: tuple[Callable[[Context], list[Redaction]], ...] = (
     identifier_in_line, identifier_across_gap, header_value, label_with_value, value_after_label, table_column,
-    beside_code, chat_contact)
+    beside_code, chat_contact, title_bar)
 CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] = (
     banner_neighbour, name_elsewhere, unreadable_where_identifiers_live, letterhead)
 
@@ -684,9 +728,10 @@ CONTEXT_RULES: tuple[Callable[[Context, frozenset[int]], list[Redaction]], ...] 
 # name_elsewhere finds a name inside a chat bubble or a letter's paragraph: the lines
 # around it are the message, not a banner.
 # A letterhead sits above the letter, not in a banner.
-# A chat's header is no banner: the clock and icons beside the contact's name stay.
+# A chat's header is no banner: the clock and icons beside the contact's name stay;
+# nor is a title bar, beside its window's buttons.
 _NO_SEED = frozenset({"unreadable_where_identifiers_live", "table_column", "name_elsewhere", "letterhead",
-                      "chat_contact"})
+                      "chat_contact", "title_bar"})
 
 
 def decide(page: Page, text: str = "identifiers", hints: tuple[tuple[str, str], ...] = (),
