@@ -301,3 +301,20 @@ def test_the_closer_look_replaces_only_lines_it_sees_whole():
     label_and_value = det(401, 394, 288, 35)
     label_only = det(401, 395, 179, 31)  # the closer look saw the label, not the number
     assert _pool_closer([label_only], [label_and_value]) == [label_and_value]
+
+
+def test_the_recogniser_reads_a_fullwidth_colon_as_a_colon():
+    """PP-OCR learned Chinese print too and reads a label's colon as '：' ("N°labo：46862499"),
+    which no label pattern knows: its alphabet carries the ASCII twin in the same class,
+    one character for one, so the lab number beside the label is found."""
+    from scrubgate.engine.recognizers import find_identifiers
+    from scrubgate.engine.scanner.text import models
+
+    meta = models.session(models.RECOGNISER_FILE).get_modelmeta().custom_metadata_map
+    classes = meta["character"].splitlines()
+    colon = classes.index("\uff1a") + 1  # class 0 is the CTC blank
+    alphabet = models.alphabet()
+    assert len(alphabet) == len(classes) + 2 and alphabet[colon] == ":"
+    assert not [c for c in alphabet if len(c) == 1 and 0xFF01 <= ord(c) <= 0xFF5E]
+    text = "N°labo" + alphabet[colon] + "46862499"
+    assert [s.kind for s in find_identifiers(text)] == ["mrn"]

@@ -189,6 +189,15 @@ def test_ocr_confused_nhs_number() -> None:
     ("IPP: 100234567", "100234567"),
     ("NIP 7712345", "7712345"),
     ("MRN: RX00421l3", "RX00421l3"),  # OCR l for 1
+    ("ID patient: 92446235", "92446235"),  # French order: "ID" alone would take no value
+    # a specimen's or request's number on a tube label or lab form
+    ("N°labo: 46862499", "46862499"),
+    ("N° de demande : 46862499", "46862499"),
+    ("Lab No: 46862499", "46862499"),
+    ("Specimen ID: S24-118812", "S24-118812"),
+    ("Auftragsnr.: 46862499", "46862499"),
+    ("Probe-Nr. 46862499", "46862499"),
+    ("Monsternummer: 46862499", "46862499"),
 ])
 def test_mrn_after_label(text: str, value: str) -> None:
     span = assert_flagged(text, value, "mrn", "mrn.label")
@@ -201,6 +210,7 @@ def test_mrn_label_stops_at_name_and_needs_digits() -> None:
     assert text[span.start:span.end] == "12345678"
     assert "mrn" not in kinds("ID: 12")
     assert "mrn" not in kinds("Series ID: 3")
+    assert "mrn" not in kinds("Lab 5 results") and "mrn" not in kinds("Sample: blood")
 
 
 def test_bare_hospital_number_shape_has_low_confidence() -> None:

@@ -55,13 +55,18 @@ _LABELS: list[tuple[str, str, str]] = [
     # --- hospital numbers
     (r"MRN|MR[ ]?#|MR[ ]?No\.?|med(?:ical)?\.?[ ]?rec(?:ord)?\.?" + _NO
      + r"|hosp(?:ital)?\.?" + _NO_REQ + r"|hosp(?:ital)?\.?[ ]?ID|pati[eëéè]nt[ \-]?(?:ID|No\.?|Number|Nr\.?)"
-     r"|pat\.?[ ]?ID|pt\.?[ ]?ID|(?-i:PID|ID|URN|IPP|NIP|NDA)|UR[ ]?No\.?"
+     r"|pat\.?[ ]?ID|pt\.?[ ]?ID|(?-i:ID)[ ]pati[eëé]nte?|(?-i:PID|ID|URN|IPP|NIP|NDA)|UR[ ]?No\.?"
      r"|(?:unit|case|exam|order|visit|chart|record)" + _NO_REQ + r"|encounter" + _NO
      + r"|acc(?:ession)?" + _NO_REQ + r"|accession|acc\.?|ace(?=[ ]?[:#])|accessie-?(?:nr\.?|nummer)|study[ ]?ID"  # ace: OCR's acc
      r"|pati[eëé]nt(?:en)?-?nummer|pati[eëé]nt-?nr\.?|pat\.?[ ]?-?nr\.?|patnr\.?|pat\.-Nr\.?|patienten-?nr\.?"
      r"|fallnummer|fall-?nr\.?|aufnahme-?(?:nummer|nr\.?)|dossiernummer|dossiernr\.?|dossier"
      r"|opnamenummer|opname-?nr\.?|ZIS-?(?:nummer|nr\.?)|EPD-?(?:nummer|nr\.?)|registratienummer"
-     r"|n[°º][ ]?(?:de[ ]?)?(?:patient|dossier)|no\.?[ ]patient|num[ée]ro (?:de[ ])?(?:patient|dossier)",
+     r"|n[°º][ ]?(?:de[ ]?)?(?:patient|dossier)|no\.?[ ]patient|num[ée]ro (?:de[ ])?(?:patient|dossier)"
+     # a specimen's or request's number on a tube label or a lab form: an accession
+     r"|n[°º][ ]?(?:d['e][ ]?)?(?:labo(?:ratoire)?|[ée]chantillon|pr[ée]l[eè]vement|demande|s[ée]jour|venue)"
+     r"|lab(?:oratory|o)?" + _NO_REQ + r"|lab[ ]?ID|lab-?nummer|labo?-?nr\.?"
+     r"|(?:specimen|sample)" + _NO_REQ + r"|(?:specimen|sample)[ ]?ID"
+     r"|(?:auftrags|proben?|labor|einsende)-?(?:nummer|nr\.?)|(?:monster|aanvraag|buis)-?(?:nummer|nr\.?)",
      "mrn", "mrn.label"),
     # --- date of birth
     (r"D\.?[ ]?[O0]\.?[ ]?B\.?|(?:patient'?s?[ ])?(?:date[ ]of[ ]birth|birth[ ]?date)|birth|born"

@@ -64,7 +64,14 @@ def alphabet() -> tuple[str, ...]:
     chars = meta.get("character", "").splitlines()
     if not chars:
         raise ModelUnavailable(f"{RECOGNISER_FILE} carries no character list")
-    return ("",) + tuple(chars) + (" ",)
+    return ("",) + tuple(_FULLWIDTH.get(c, c) for c in chars) + (" ",)
+
+
+# The recogniser learned Chinese print too, and reads a colon after a label as the
+# fullwidth '：' as often as not ("N°labo：46862499"); the recognizers' label patterns
+# know ASCII. One character for one, so the word boxes stay where they were.
+_FULLWIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {
+    "\u3000": " ", "\u3001": ",", "\u3002": ".", "\u2236": ":"}
 
 
 def versions() -> dict[str, str]:
