@@ -1,11 +1,17 @@
 """Box geometry shared by the OCR, the pixel scanner and the face finder.
 
-A box is (x, y, w, h) in pixels, as every finding carries it.
+A box is (x, y, w, h) in pixels, as every finding carries it. A quad is a rotated
+rectangle's four corners, clockwise from its top-left: a tilted line of text in a
+photo, painted as itself rather than as its far larger upright box.
 """
 
 from __future__ import annotations
 
+import math
+
 Box = tuple[int, int, int, int]
+Quad = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
+Polygon = tuple[tuple[float, float], ...]  # convex, what a fill on a tilted line is
 
 
 def union(boxes: list[Box]) -> Box:
@@ -49,3 +55,36 @@ def gap(a: Box, b: Box) -> float:
     dx = max(0, max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2]))
     dy = max(0, max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3]))
     return max(dx, dy)
+
+
+def grow_quad(quad: Quad, p: float) -> Quad:
+    """A rotated rectangle grown by p pixels on every side, along its own axes."""
+    (x0, y0), (x1, y1), _, (x3, y3) = quad
+    along, down = (x1 - x0, y1 - y0), (x3 - x0, y3 - y0)
+    la, ld = math.hypot(*along) or 1.0, math.hypot(*down) or 1.0
+    ax, ay = along[0] / la * p, along[1] / la * p
+    dx, dy = down[0] / ld * p, down[1] / ld * p
+    signs = ((-1, -1), (1, -1), (1, 1), (-1, 1))  # (along, down) per corner
+    return tuple((x + sa * ax + sd * dx, y + sa * ay + sd * dy)
+                 for (x, y), (sa, sd) in zip(quad, signs))  # type: ignore[return-value]
+
+
+def clip_to_quad(box: Box, quad: Quad) -> Polygon:
+    """The part of `box` inside `quad`: a word's upright box cut down to its tilted line."""
+    import cv2
+    import numpy as np
+
+    x, y, w, h = box
+    upright = np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], np.float32)
+    area, points = cv2.intersectConvexConvex(upright, np.array(quad, np.float32))
+    if area <= 0 or points is None:
+        return tuple(map(tuple, upright.tolist()))  # type: ignore[return-value]
+    return tuple((float(px), float(py)) for px, py in points.reshape(-1, 2))
+
+
+def polygon_box(polygon: Polygon, size: tuple[int, int]) -> Box:
+    """The upright box around a polygon, inside a picture of `size`."""
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    x0, y0 = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
+    x1, y1 = min(size[0], math.ceil(max(xs))), min(size[1], math.ceil(max(ys)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)

@@ -59,7 +59,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box, overlap
+from ..boxes import Box, overlap, polygon_box
 from ..formats.raster import check_size
 from ..limits import EngineLimits
 from ..scanner import PixelOptions, barcodes, dedupe, merge_boxes, ocr, scan_frame
@@ -352,7 +352,9 @@ class _Planner:
 
     def _read(self, run: _Run) -> None:
         result = scan_frame(run.view, self.options)
-        fills, findings = list(result.fills), list(result.findings)
+        # A frame's text is level: a polygon (on a tilted line) is painted as its upright box.
+        fills = list(result.fills) + [polygon_box(q, run.view.size) for q in result.polygons]
+        findings = list(result.findings)
         self.stats.ocr_frames += 1
         self.stats.scanned.append(run.start)
         if run.alt is not None:
@@ -361,7 +363,7 @@ class _Planner:
             hidden = [r for r in ocr.text_regions(run.alt) if not any(overlap(r, s) > 0.5 for s in seen)]
             if hidden:
                 more = scan_frame(run.alt, self.options)
-                fills += more.fills
+                fills += more.fills + [polygon_box(q, run.alt.size) for q in more.polygons]
                 findings += more.findings
                 self.stats.second_views += 1
         self.findings.extend(findings)

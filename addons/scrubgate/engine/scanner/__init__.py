@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..boxes import Box, grow, overlap
+from ..boxes import Box, Polygon, grow, overlap
 from ..formats.raster import Decoded
 from ..limits import FacesMode, TextMode
 from ..verdict import Finding, Refused
@@ -43,6 +43,7 @@ class PixelOptions:
 @dataclass
 class FrameResult:
     fills: list[Box] = field(default_factory=list)  # solid redactions
+    polygons: list[Polygon] = field(default_factory=list)  # solid redactions on tilted lines
     blurs: list[Box] = field(default_factory=list)  # face blurs
     findings: list[Finding] = field(default_factory=list)
 
@@ -62,7 +63,7 @@ def scan(decoded: Decoded, options: PixelOptions) -> tuple[bool, list[Finding]]:
             result = scan_frame(frame, options, decoded.photographic, decoded.camera)
             seen[digest] = result
             findings.extend(result.findings)
-        if result.fills or result.blurs:
+        if result.fills or result.polygons or result.blurs:
             redact(frame, result)
             changed = True
     return changed, findings
@@ -79,10 +80,11 @@ def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = F
         # Bars and modules read as letters ("回回") and join the lines beside them,
         # so the text stages see the codes blanked.
         page = _blank(frame, [b for b, _ in codes]) if codes else frame
-        fills, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
-                                 photographic=photographic, camera=camera, colour_source=frame,
-                                 codes=tuple(b for b, _ in codes))
+        fills, polygons, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
+                                           photographic=photographic, camera=camera, colour_source=frame,
+                                           codes=tuple(b for b, _ in codes))
         result.fills += fills
+        result.polygons += polygons
         result.findings += found
     # Faces in every format: a phone screenshot of a chart's patient photo is a PNG.
     if options.faces != "keep":
@@ -135,12 +137,14 @@ def merge_boxes(boxes: list[Box]) -> list[Box]:
 def redact(frame: Image.Image, result: FrameResult) -> None:
     for box in result.blurs:
         faces.blur(frame, box)
-    if not result.fills:
+    if not result.fills and not result.polygons:
         return
     draw = ImageDraw.Draw(frame)
     black = _black(frame)
     for x, y, w, h in result.fills:
         draw.rectangle((x, y, x + w - 1, y + h - 1), fill=black)
+    for polygon in result.polygons:
+        draw.polygon([(round(x), round(y)) for x, y in polygon], fill=black)
 
 
 def _black(frame: Image.Image):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from ...boxes import Box, grow
+from ...boxes import Box, Polygon, clip_to_quad, grow, grow_quad
 from ...verdict import Finding
 from . import detect, read, rules
 from .page import Page
@@ -26,12 +26,19 @@ __all__ = ["scan", "warm_up"]
 
 _PAD = 0.15  # of a line's height: the detector's box is already grown around the ink
 _HEADER_BAND = 0.35  # coloured header bands sit in the top third of a screen
+# A line this many times as long as tall has a true slant (a shorter blob's rectangle
+# can lie at any angle): what is painted on it is cut to its rotated rectangle. Its
+# upright box, on a photo tilted by 7 degrees, is four times the line's height and
+# blacks out the lines above and below.
+_QUAD_MIN_ASPECT = 2.5
 
 
 def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[str, str], ...] = (),
          photographic: bool = False, camera: bool = False,
-         colour_source: Image.Image | None = None, codes: tuple[Box, ...] = ()) -> tuple[list[Box], list[Finding]]:
-    """(boxes to fill, findings) for the text in `image` that the policy's `text`
+         colour_source: Image.Image | None = None,
+         codes: tuple[Box, ...] = ()) -> tuple[list[Box], list[Polygon], list[Finding]]:
+    """(boxes to fill, polygons to fill on tilted lines, findings) for the text in `image`
+    that the policy's `text`
     (identifiers|all|none) wants gone. `photographic` (a camera's JPEG or HEIC)
     picks which reader goes first, `camera` lets the detector try small inputs first
     on a big photo; `colour_source` is the unblanked picture, for
@@ -39,7 +46,7 @@ def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[st
     from .. import ocr
 
     if text == "none":
-        return [], []
+        return [], [], []
     started = time.perf_counter()
     try:
         lines = read.read_lines(image, detect.find_lines(image, camera=camera), languages, photographic)
@@ -47,15 +54,23 @@ def scan(image: Image.Image, *, text: str, languages: str, hints: tuple[tuple[st
         redactions = rules.decide(page, text, hints)
     finally:
         ocr.ocr_seconds += time.perf_counter() - started
-    fills, findings = [], []
+    fills, polygons, findings = [], [], []
     whole = {r.line for r in redactions if not r.parts}  # one rule wanting the whole line wins
     for r in redactions:
         line = lines[r.line]
         p = max(2, round(_PAD * line.height))
-        boxes = [line.box] if r.line in whole else r.parts
-        fills += [grow(b, image.size, p) for b in boxes]
+        boxes = [grow(b, image.size, p) for b in ([line.box] if r.line in whole else r.parts)]
+        if _slanted(line.detection):
+            rim = grow_quad(line.detection.quad, p)
+            polygons += [clip_to_quad(b, rim) for b in boxes]
+        else:
+            fills += boxes
         findings.append(Finding(r.kind, "pixels", r.rule, r.box, r.confidence))
-    return fills, findings
+    return fills, polygons, findings
+
+
+def _slanted(d: detect.Detection) -> bool:
+    return d.width >= _QUAD_MIN_ASPECT * d.height and abs(d.angle) >= 0.5
 
 
 def _on_colour(image: Image.Image, lines: list[read.Line]) -> list[bool]:
