@@ -173,6 +173,13 @@ def test_a_sentence_also_loses_the_places_and_numbers_around_a_name():
     assert "COPD" not in painted_words and "hat" not in painted_words and "der" not in painted_words
 
 
+def test_a_sentence_that_starts_with_a_name_loses_its_first_word_too():
+    # The first word is spared as capitalised by grammar; not when it starts the name.
+    painted_words = set(words_painted("Anna KOWALSKI, 14 Church Lane, Leeds LS1 4AB seen today", 640))
+    assert {"Anna", "KOWALSKI", "Church", "Leeds"} <= painted_words
+    assert "Please" not in set(words_painted("Please see Mrs Jane Okafor, 14 Church Lane today", 640))
+
+
 def test_prose_between_two_named_lines_is_no_banner():
     p = page(line("Dear Dr Hoareau, thank you for seeing Mrs Jane Okafor", (10, 100, 600, 22)),
              line("who has had a productive cough for three weeks and fever", (10, 126, 610, 22)),

@@ -272,6 +272,11 @@ def _sentence_parts(ctx: Context, line: Line, reading: Reading, spans) -> tuple[
     # know ("lives at Freya-Bohnbach-Allee 5, 03924 Neubrandenburg"): every other
     # word that could be a name, a place or a number goes too.
     touched.update(k for k, word in enumerate(reading.words) if _could_identify(word.text, first=k == 0))
+    # The first word is spared as capitalised by grammar, unless it starts a name that
+    # goes ("Anna KOWALSKI, 14 Church Lane ...").
+    if 1 in touched and len(reading.words) > 1 and _could_identify(reading.words[0].text) \
+            and _proper(_bare(reading.words[1].text)):
+        touched.add(0)
     return tuple(reading.words[k].box for k in sorted(touched))
 
 
