@@ -180,6 +180,19 @@ def test_a_sentence_that_starts_with_a_name_loses_its_first_word_too():
     assert "Please" not in set(words_painted("Please see Mrs Jane Okafor, 14 Church Lane today", 640))
 
 
+def test_a_message_wrapped_onto_short_lines_is_no_banner():
+    # A chat bubble: the name lines go, the plain words wrapped between them stay
+    # (each line is too short to be a sentence); a banner's unread value stays painted.
+    bubble = page(line("Stéphane Rocher", (68, 150, 463, 50)), line("Le scanner cérébral de", (67, 221, 601, 50)),
+                  line("Madeleine Désiré est fait,", (66, 284, 669, 50)),
+                  line("compte rendu a suivre", (64, 350, 601, 50)))
+    got = painted(bubble)
+    assert set(got) == {0, 2}
+    banner = page(line("KOWALSKI, ANNA", (10, 10, 200, 22)), line("Taepitroex Drataebeim", (10, 36, 220, 22)),
+                  line("NHS 943 476 5919", (10, 62, 200, 22)))
+    assert painted(banner).get(1) == "banner_neighbour"
+
+
 def test_prose_between_two_named_lines_is_no_banner():
     p = page(line("Dear Dr Hoareau, thank you for seeing Mrs Jane Okafor", (10, 100, 600, 22)),
              line("who has had a productive cough for three weeks and fever", (10, 126, 610, 22)),

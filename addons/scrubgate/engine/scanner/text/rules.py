@@ -578,7 +578,7 @@ def banner_neighbour(ctx: Context, hit: frozenset[int]) -> list[Redaction]:
             if not all(n in hit for n in beside) and sum(n in hit for n in near) < share * len(near):
                 continue
             line = page.lines[g]
-            if line.height > t.banner_height_ratio * height or _sentence(ctx, line):
+            if line.height > t.banner_height_ratio * height or _sentence(ctx, line) or _plain_words(line, t):
                 continue
             if _technical(ctx, line) and not _id_shaped(ctx, line):
                 # A vendor overlay puts the MRN on the probe's line ("15943506 5.0 MHz
@@ -776,6 +776,20 @@ def _sentence(ctx: Context, line: Line) -> bool:
     """Prose read surely: the recognizers had their full chance on it."""
     t = ctx.tuning
     return any(_prose(r.text, t) and r.confidence >= t.sure_sentence for r in line.readings)
+
+
+def _plain_words(line: Line, t: RuleTuning) -> bool:
+    """Read surely as plain words -- no digit, no proper word, most words in lower case
+    ('compte rendu a suivre', 'peux rappeler ?', 'Suspicion d'EP, angioscanner'): a
+    message's or a letter's sentence wrapped onto a short line, not a banner's value. (A
+    banner's unread value is a name, a code, a place or a time: capitals or digits.)"""
+    best = max(line.readings, key=lambda r: r.confidence, default=None)
+    if best is None or best.confidence < t.keep_technical_reading or any(c.isdigit() for c in best.text):
+        return False
+    words = [_bare(w) for w in best.text.split() if any(c.isalpha() for c in w)]
+    if not words or any(_proper(w) for w in words):
+        return False
+    return 2 * sum(w[:1].islower() for w in words) >= len(words)
 
 
 def _prose(text: str, t: RuleTuning) -> bool:
