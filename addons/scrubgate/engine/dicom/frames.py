@@ -398,7 +398,7 @@ class _Planner:
             ordered = [b for _, b in sorted(candidates, key=lambda c: (c[0], -c[1][2] * c[1][3]))]
             if _reads_text(run.gray, ordered[:_MAX_MOSAIC_CROPS], self.options.languages):
                 return True
-        for box, _ in barcodes.find(run.view):
+        for box, _ in barcodes.tighten(run.view, barcodes.find(run.view)):  # the boxes scan_frame paints
             x, y, w, h = box
             if not self.fill_mask[max(0, y):y + h, max(0, x):x + w].all():
                 return True
