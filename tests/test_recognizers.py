@@ -198,6 +198,7 @@ def test_ocr_confused_nhs_number() -> None:
     ("Auftragsnr.: 46862499", "46862499"),
     ("Probe-Nr. 46862499", "46862499"),
     ("Monsternummer: 46862499", "46862499"),
+    ("Spec No: ACC8492", "ACC8492"),
 ])
 def test_mrn_after_label(text: str, value: str) -> None:
     span = assert_flagged(text, value, "mrn", "mrn.label")
@@ -268,6 +269,15 @@ def test_time_next_to_date_is_included() -> None:
     assert text[span.start:span.end] == "04/03/2018 14:32:05"
     text = "14:32 2018-03-04"
     assert_flagged(text, "14:32 2018-03-04", "date")
+
+
+def test_a_time_glued_to_a_date_leaves_the_date_a_date() -> None:
+    # OCR drops the space in a label's "08.03.2021 07:54" ("Afnamedatum/tijd:").
+    for text, value in (("08.03.202107:54", "08.03.2021"), ("2023-12-0908:08", "2023-12-09"),
+                        ("12/03/202114:22", "12/03/2021")):
+        span = assert_flagged(text, value, "date")
+        assert text[span.start:span.end] == value
+    assert "date" not in kinds("Im: 12/24014:22")  # no real date before the time
 
 
 def test_time_without_seconds_alone_is_not_an_identifier() -> None:

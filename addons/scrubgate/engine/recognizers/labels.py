@@ -65,7 +65,7 @@ _LABELS: list[tuple[str, str, str]] = [
      # a specimen's or request's number on a tube label or a lab form: an accession
      r"|n[°º][ ]?(?:d['e][ ]?)?(?:labo(?:ratoire)?|[ée]chantillon|pr[ée]l[eè]vement|demande|s[ée]jour|venue)"
      r"|lab(?:oratory|o)?" + _NO_REQ + r"|lab[ ]?ID|lab-?nummer|labo?-?nr\.?"
-     r"|(?:specimen|sample)" + _NO_REQ + r"|(?:specimen|sample)[ ]?ID"
+     r"|(?:spec(?:imen)?\.?|sample)" + _NO_REQ + r"|(?:specimen|sample)[ ]?ID"
      r"|(?:auftrags|proben?|labor|einsende)-?(?:nummer|nr\.?)|(?:monster|aanvraag|buis)-?(?:nummer|nr\.?)",
      "mrn", "mrn.label"),
     # --- date of birth

@@ -147,12 +147,16 @@ _YEAR4 = r"(?:19|20)\d{2}"
 _B = r"(?<![\w./\-])(?<!\d:)"  # start: not inside another number/word/time
 _E = r"(?![\w]|[./\-:]\d)"  # end: likewise
 _E_ISO = r"(?:(?=T ?\d\d:\d\d)|(?![\w]|[./\-:]\d))"  # ... or an ISO 8601 'T' and a time
+# ... or a time glued on, as OCR reads a label's "08.03.2021 07:54" ("08.03.202107:54"):
+# after a four-digit year or a two-digit day only, so "08.03.20" never ends a date there
+_E_GLUED = r"(?:(?<=\d{4})|(?<=[\-/.]\d{2}))(?=\d{2}:\d{2}(?!\d))"
 _TIME = r"\d{1,2}[:h]\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:[ ]?[AaPp]\.?[Mm]\.?)?"
 
 _DATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("ymd", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<sep>[\-/.])(?P<m>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}}){_E_ISO}")),
+    ("ymd", re.compile(rf"{_B}(?P<y>{_YEAR4})(?P<sep>[\-/.])(?P<m>\d{{1,2}})(?P=sep)(?P<d>\d{{1,2}})"
+                       rf"(?:{_E_ISO}|{_E_GLUED})")),
     ("dmy", re.compile(
-        rf"{_B}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>\d{{4}}|\d{{2}}){_E}")),
+        rf"{_B}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?P=sep)(?P<y>\d{{4}}|\d{{2}})(?:{_E}|{_E_GLUED})")),
     # OCR loses the space before a date ("JalhayM30/07/1972(F)" from a curled label): with
     # a four-digit year the shape is sure enough to be read glued to a word.
     ("dmy", re.compile(
