@@ -88,3 +88,21 @@ def polygon_box(polygon: Polygon, size: tuple[int, int]) -> Box:
     x0, y0 = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
     x1, y1 = min(size[0], math.ceil(max(xs))), min(size[1], math.ceil(max(ys)))
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def ordered_corners(points):
+    """Order a rectangle's corners top-left, top-right, bottom-right, bottom-left, with
+    the long side as the 'top': a line of text is wider than it is tall. `points`: a
+    4x2 numpy array (cv2.boxPoints); the result is one too, float64."""
+    import numpy as np
+
+    pts = points[np.argsort(points[:, 0])]
+    left, right = pts[:2], pts[2:]
+    tl, bl = left[np.argsort(left[:, 1])]
+    tr, br = right[np.argsort(right[:, 1])]
+    quad = np.array([tl, tr, br, bl], dtype=np.float64)
+    width = np.hypot(*(quad[1] - quad[0]))
+    height = np.hypot(*(quad[3] - quad[0]))
+    if height > 1.5 * width:  # a vertical line (a label turned 90 degrees): read it bottom-up
+        quad = np.array([bl, tl, tr, br], dtype=np.float64)
+    return quad

@@ -74,20 +74,17 @@ def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = F
     result = FrameResult()
     found_codes = barcodes.find(frame)
     codes = barcodes.tighten(frame, found_codes)  # a linear code's bars, not a third of the picture
-    shapes: list[Box | Polygon] = []
     for (box, polygon), (_, family) in zip(codes, found_codes):
         if polygon is None:
-            shapes.append(pad(box, frame.size, 0.08))
-            result.fills.append(shapes[-1])
+            result.fills.append(pad(box, frame.size, 0.08))
         else:
-            shapes.append(polygon)
             result.polygons.append(polygon)
         result.findings.append(Finding("barcode", "pixels", f"barcode.{family}", box, 1.0))
     if options.text != "none":
         # Bars and modules read as letters ("回回") and join the lines beside them,
         # so the text stages see the codes blanked: exactly what is painted, so that
         # no text beside a code is hidden from them and left unpainted.
-        page = _blank(frame, shapes) if codes else frame
+        page = _blank(frame, result.fills, result.polygons) if codes else frame
         fills, polygons, found = text.scan(page, text=options.text, languages=options.languages, hints=options.hints,
                                            photographic=photographic, camera=camera, colour_source=frame,
                                            codes=tuple(b for b, _ in codes))
@@ -107,17 +104,18 @@ def scan_frame(frame: Image.Image, options: PixelOptions, photographic: bool = F
     return result
 
 
-def _blank(frame: Image.Image, shapes: list[Box | Polygon]) -> Image.Image:
+def _blank(frame: Image.Image, boxes: list[Box], polygons: list[Polygon]) -> Image.Image:
     rgb = frame.convert("RGB")
     fill = tuple(int(v) for v in np.median(np.asarray(rgb).reshape(-1, 3), axis=0))
-    draw = ImageDraw.Draw(rgb)
-    for shape in shapes:
-        if len(shape) == 4 and isinstance(shape[0], int):
-            x, y, w, h = shape  # type: ignore[misc]
-            draw.rectangle((x, y, x + w, y + h), fill=fill)
-        else:
-            draw.polygon([(round(px), round(py)) for px, py in shape], fill=fill)  # type: ignore[misc]
+    _paint(ImageDraw.Draw(rgb), boxes, polygons, fill)
     return rgb
+
+
+def _paint(draw: ImageDraw.ImageDraw, boxes: list[Box], polygons: list[Polygon], fill) -> None:
+    for x, y, w, h in boxes:
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=fill)
+    for polygon in polygons:
+        draw.polygon([(round(px), round(py)) for px, py in polygon], fill=fill)
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:
@@ -151,12 +149,7 @@ def redact(frame: Image.Image, result: FrameResult) -> None:
         faces.blur(frame, box)
     if not result.fills and not result.polygons:
         return
-    draw = ImageDraw.Draw(frame)
-    black = _black(frame)
-    for x, y, w, h in result.fills:
-        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=black)
-    for polygon in result.polygons:
-        draw.polygon([(round(x), round(y)) for x, y in polygon], fill=black)
+    _paint(ImageDraw.Draw(frame), result.fills, result.polygons, _black(frame))
 
 
 def _black(frame: Image.Image):

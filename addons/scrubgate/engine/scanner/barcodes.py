@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box, Polygon, grow_quad, polygon_box
+from ..boxes import Box, Polygon, grow_quad, ordered_corners, polygon_box
 
 # Above this, scanning the full-resolution picture costs more than it finds:
 # a barcode that small in a 12 MP photo is not legible to anyone else either.
@@ -112,7 +112,7 @@ def _bars(gray: np.ndarray, box: Box) -> Polygon | None:
     if level <= 0:
         return None
     mask = (energy > _BAR_ENERGY * level).astype(np.uint8)
-    count, labels = cv2.connectedComponents(mask)
+    _, labels = cv2.connectedComponents(mask)
     centre = labels[labels.shape[0] // 2, :] if horizontal else labels[:, labels.shape[1] // 2]
     ids, votes = np.unique(centre[centre > 0], return_counts=True)
     if len(ids) == 0:
@@ -120,20 +120,9 @@ def _bars(gray: np.ndarray, box: Box) -> Polygon | None:
     points = np.argwhere(labels == ids[np.argmax(votes)])[:, ::-1].astype(np.float32)
     (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
     corners = cv2.boxPoints(((cx + max(0, x), cy + max(0, y)), (rw, rh), angle))
-    quad = _clockwise_from_top_left(corners)
-    quad = grow_quad(quad, max(4.0, _BAR_MARGIN * length))
-    qx, qy, qw, qh = polygon_box(quad, (gray.shape[1], gray.shape[0]))
     if rw * rh >= 0.9 * w * h:
         return None  # no smaller than the box: nothing won
-    return quad
-
-
-def _clockwise_from_top_left(corners: np.ndarray) -> Polygon:
-    order = np.argsort(np.arctan2(corners[:, 1] - corners[:, 1].mean(), corners[:, 0] - corners[:, 0].mean()))
-    ring = corners[order]  # clockwise in image coordinates (y down), from the left-most angle
-    start = int(np.argmin(ring[:, 0] + ring[:, 1]))
-    ring = np.roll(ring, -start, axis=0)
-    return tuple((float(a), float(b)) for a, b in ring)  # type: ignore[return-value]
+    return grow_quad(tuple(map(tuple, ordered_corners(corners).tolist())), max(4.0, _BAR_MARGIN * length))
 
 
 def _centre_in(inner: Box, outer: Box) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ...boxes import Box
+from ...boxes import Box, ordered_corners
 from . import models
 
 
@@ -241,7 +241,7 @@ def _lines_from_map(prob: np.ndarray, sx: float, sy: float, size: tuple[int, int
         # by A * ratio / L restores the line (PaddleOCR's offset, for a rectangle).
         grow = rw * rh * tuning.unclip_ratio / (2 * (rw + rh))
         rect = ((cx, cy), (rw + 2 * grow, rh + 2 * grow), angle)
-        quad = _clockwise(cv2.boxPoints(rect))
+        quad = ordered_corners(cv2.boxPoints(rect))
         quad[:, 0] = np.clip(quad[:, 0] * sx, 0, size[0])
         quad[:, 1] = np.clip(quad[:, 1] * sy, 0, size[1]) + top
         x0, y0 = np.floor(quad.min(axis=0)).astype(int)
@@ -264,18 +264,3 @@ def _mean_inside(prob: np.ndarray, contour: np.ndarray) -> float:
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [contour.reshape(-1, 2) - (x, y)], 1)
     return float(cv2.mean(prob[y:y + h, x:x + w], mask)[0])
-
-
-def _clockwise(points: np.ndarray) -> np.ndarray:
-    """Order a rectangle's corners top-left, top-right, bottom-right, bottom-left, with
-    the long side as the 'top': a line of text is wider than it is tall."""
-    pts = points[np.argsort(points[:, 0])]
-    left, right = pts[:2], pts[2:]
-    tl, bl = left[np.argsort(left[:, 1])]
-    tr, br = right[np.argsort(right[:, 1])]
-    quad = np.array([tl, tr, br, bl], dtype=np.float64)
-    width = np.hypot(*(quad[1] - quad[0]))
-    height = np.hypot(*(quad[3] - quad[0]))
-    if height > 1.5 * width:  # a vertical line (a label turned 90 degrees): read it bottom-up
-        quad = np.array([bl, tl, tr, br], dtype=np.float64)
-    return quad

@@ -780,13 +780,12 @@ def _sentence(ctx: Context, line: Line) -> bool:
 
 def _plain_words(line: Line, t: RuleTuning) -> bool:
     """Read surely as plain words -- no digit, no proper word, most words in lower case
-    ('compte rendu a suivre', 'peux rappeler ?', 'Suspicion d'EP, angioscanner'): a
-    message's or a letter's sentence wrapped onto a short line, not a banner's value. (A
-    banner's unread value is a name, a code, a place or a time: capitals or digits.)"""
-    best = max(line.readings, key=lambda r: r.confidence, default=None)
-    if best is None or best.confidence < t.keep_technical_reading or any(c.isdigit() for c in best.text):
+    ('compte rendu a suivre', 'peux rappeler ?'): a message's or a letter's sentence
+    wrapped onto a short line, not a banner's value. (A banner's unread value is a name,
+    a code, a place or a time: capitals or digits.)"""
+    if line.confidence < t.keep_technical_reading or any(c.isdigit() for c in line.text):
         return False
-    words = [_bare(w) for w in best.text.split() if any(c.isalpha() for c in w)]
+    words = [_bare(w) for w in line.text.split() if any(c.isalpha() for c in w)]
     if not words or any(_proper(w) for w in words):
         return False
     return 2 * sum(w[:1].islower() for w in words) >= len(words)
